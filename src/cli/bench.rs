@@ -1,0 +1,192 @@
+//! `holdfast bench`: engine figures on a generated tenant, printed as one
+//! table (medians and percentiles, with the dataset size).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use rand::{rngs::SmallRng, Rng, SeedableRng};
+
+use holdfast::model::{Context, ObjectRef, ObjectType, Timestamp, Tuple};
+use holdfast::query;
+use holdfast::service::{Change, Holdfast};
+use holdfast::workload::{self, Shape};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Users in the generated tenant (groups = users/10, bindings = users/2).
+    #[arg(long, default_value_t = 100_000)]
+    users: usize,
+    /// Checks sampled per measurement.
+    #[arg(long, default_value_t = 20_000)]
+    samples: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn fmt(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns < 10_000 {
+        format!("{:.2} µs", ns as f64 / 1000.0)
+    } else if ns < 10_000_000 {
+        format!("{:.1} µs", ns as f64 / 1000.0)
+    } else {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    }
+}
+
+struct Row {
+    name: &'static str,
+    samples: Vec<Duration>,
+}
+
+impl Row {
+    fn print(&mut self) {
+        self.samples.sort();
+        let total: Duration = self.samples.iter().sum();
+        let per_s = if total.is_zero() { 0.0 } else { self.samples.len() as f64 / total.as_secs_f64() };
+        println!(
+            "| {:<44} | {:>7} | {:>10} | {:>10} | {:>10} | {:>12.0} |",
+            self.name,
+            self.samples.len(),
+            fmt(pct(&self.samples, 0.5)),
+            fmt(pct(&self.samples, 0.99)),
+            fmt(*self.samples.last().unwrap_or(&Duration::ZERO)),
+            per_s
+        );
+    }
+}
+
+pub fn run(a: &BenchArgs) -> Result<ExitCode, String> {
+    let shape = Shape::for_users(a.users, a.seed);
+    let rss0 = rss_bytes();
+    let t0 = Instant::now();
+    let changes = workload::generate(&shape);
+    let gen_time = t0.elapsed();
+    let hf = Holdfast::in_memory();
+    let t1 = Instant::now();
+    hf.write("bench", changes, &[], "bench", 0).map_err(|e| e.to_string())?;
+    let build = t1.elapsed();
+    let tenant = hf.tenant("bench").ok_or("tenant missing")?;
+    let rss1 = rss_bytes();
+    let tuples = tenant.read().facts.tuple_count();
+
+    let mut rng = SmallRng::seed_from_u64(a.seed ^ 0x5eed);
+    let now = Context::at(Timestamp(1_800_000_000));
+    // Half the queries ask for something the user holds, half at random.
+    let mut queries = Vec::with_capacity(a.samples);
+    {
+        let st = tenant.read();
+        while queries.len() < a.samples {
+            let (s, app, scope) = workload::random_check(&shape, &mut rng);
+            if rng.random_bool(0.5) {
+                let ea = query::effective_access(&st.facts, &s, now.now, false).map_err(|e| e.to_string())?;
+                if let Some(e) = ea.entries.iter().find(|e| e.application.is_some() && !e.scopes.is_empty()) {
+                    let app = e.application.clone().unwrap_or_default();
+                    queries.push((s, app, e.scopes[0].clone()));
+                    continue;
+                }
+            }
+            queries.push((s, app, scope));
+        }
+    }
+    // Fresh instance so the first pass is cold.
+    drop(tenant);
+    drop(hf);
+    let hf = Holdfast::in_memory();
+    hf.write("bench", workload::generate(&shape), &[], "bench", 0).map_err(|e| e.to_string())?;
+    let tenant = hf.tenant("bench").ok_or("tenant missing")?;
+
+    let mut cold = Row { name: "check, nothing cached (first ask per subject)", samples: vec![] };
+    let mut warm = Row { name: "check, warm", samples: vec![] };
+    let mut ea_row = Row { name: "effective access (warm)", samples: vec![] };
+    let mut ea_cold = Row { name: "effective access, uncached evaluation", samples: vec![] };
+    let mut write_row = Row { name: "write (membership) + next check of subject", samples: vec![] };
+    let mut allows = 0usize;
+    {
+        let st = tenant.read();
+        let fb = &st.facts;
+        let mut seen = std::collections::HashSet::new();
+        for (s, app, scope) in &queries {
+            let t = Instant::now();
+            let r = query::check(fb, s, app, scope, &now).map_err(|e| e.to_string())?;
+            let d = t.elapsed();
+            if seen.insert(s.clone()) {
+                cold.samples.push(d);
+            }
+            if r.decision == query::Decision::Allow {
+                allows += 1;
+            }
+        }
+        for _ in 0..3 {
+            for (s, app, scope) in &queries {
+                let t = Instant::now();
+                let _ = query::check(fb, s, app, scope, &now).map_err(|e| e.to_string())?;
+                warm.samples.push(t.elapsed());
+            }
+        }
+        for (s, _, _) in queries.iter().take(5000) {
+            let t = Instant::now();
+            let _ = query::effective_access(fb, s, now.now, false).map_err(|e| e.to_string())?;
+            ea_row.samples.push(t.elapsed());
+            let n = fb.node_id(&ObjectRef::parse(s).map_err(|e| e.to_string())?).ok_or("no node")?;
+            let t = Instant::now();
+            let _ = fb.view_uncached(n).map_err(|e| e.to_string())?;
+            ea_cold.samples.push(t.elapsed());
+        }
+    }
+    for (i, (s, app, scope)) in queries.iter().take(2000).enumerate() {
+        let g = rng.random_range(0..shape.groups);
+        let t = Instant::now();
+        let tuple = Tuple::parse(&format!("group:g{g}#member@{s}")).map_err(|e| e.to_string())?;
+        let change = if i % 2 == 0 { Change::PutTuple(tuple, None) } else { Change::DeleteTuple(tuple) };
+        hf.write("bench", vec![change], &[], "bench", 0).map_err(|e| e.to_string())?;
+        let st = tenant.read();
+        let _ = query::check(&st.facts, s, app, scope, &now).map_err(|e| e.to_string())?;
+        write_row.samples.push(t.elapsed());
+    }
+    let _ = ObjectType::User;
+
+    println!(
+        "holdfast bench: {} users, {} groups, {} bindings, {} service accounts, {} apps, {} roles",
+        shape.users, shape.groups, shape.bindings, shape.service_accounts, shape.apps, shape.roles
+    );
+    println!("tuples: {tuples}; generate {:.2} s; index build (validate + load) {:.2} s; resident memory {:.0} MiB ({:.0} bytes/tuple)",
+        gen_time.as_secs_f64(), build.as_secs_f64(), (rss1.saturating_sub(rss0)) as f64 / 1048576.0, (rss1.saturating_sub(rss0)) as f64 / tuples.max(1) as f64);
+    println!(
+        "queries: {} ({}% allow), single thread, in memory (no store)",
+        queries.len(),
+        allows * 100 / queries.len().max(1)
+    );
+    println!();
+    println!("| {:<44} | {:>7} | {:>10} | {:>10} | {:>10} | {:>12} |", "measure", "n", "p50", "p99", "max", "ops/s");
+    println!(
+        "|{}|{}|{}|{}|{}|{}|",
+        "-".repeat(46),
+        "-".repeat(9),
+        "-".repeat(12),
+        "-".repeat(12),
+        "-".repeat(12),
+        "-".repeat(14)
+    );
+    for row in [&mut cold, &mut warm, &mut ea_cold, &mut ea_row, &mut write_row] {
+        row.print();
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,174 @@
+//! check, explain, access, who, import.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::json;
+
+use super::{print_json, ContextArgs, Source};
+use holdfast::explain;
+use holdfast::policy;
+use holdfast::query::{self, Decision};
+use holdfast::service::Holdfast;
+use holdfast::store::Durability;
+
+#[derive(Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    source: Source,
+    /// `user:alice`, `service_account:ci-bot`, `group:sre`.
+    #[arg(long)]
+    subject: String,
+    /// The application id (e.g. `deploy-mcp`).
+    #[arg(long)]
+    application: String,
+    /// The scope (e.g. `deploy:prod`).
+    #[arg(long)]
+    scope: String,
+    #[command(flatten)]
+    context: ContextArgs,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn check(a: &CheckArgs, explain_it: bool) -> Result<ExitCode, String> {
+    let l = a.source.load()?;
+    let ctx = a.context.context()?;
+    let st = l.tenant.read();
+    let ex = explain::explain(&st.facts, &a.subject, &a.application, &a.scope, &ctx).map_err(|e| e.to_string())?;
+    let code = if ex.outcome.decision == Decision::Allow { ExitCode::SUCCESS } else { ExitCode::from(1) };
+    match (a.json, explain_it) {
+        (true, true) => print_json(&ex)?,
+        (true, false) => print_json(&json!({
+            "decision": ex.outcome.decision,
+            "reason": ex.outcome.reason,
+            "step_up": ex.outcome.step_up,
+            "trace": ex.bindings,
+        }))?,
+        (false, true) => print!("{}", ex.render()),
+        (false, false) => {
+            println!("{} ({})", ex.outcome.decision.as_str(), ex.outcome.reason);
+        }
+    }
+    Ok(code)
+}
+
+#[derive(Args)]
+pub struct AccessArgs {
+    #[command(flatten)]
+    source: Source,
+    #[arg(long)]
+    subject: String,
+    /// Evaluation time (RFC 3339); default: now.
+    #[arg(long)]
+    now: Option<String>,
+    /// Also list expired bindings, marked `expired`.
+    #[arg(long)]
+    include_expired: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn access(a: &AccessArgs) -> Result<ExitCode, String> {
+    let l = a.source.load()?;
+    let now = ContextArgs { now: a.now.clone(), ip: None, mfa: false, mfa_time: None }.now()?;
+    let st = l.tenant.read();
+    let ea = query::effective_access(&st.facts, &a.subject, now, a.include_expired).map_err(|e| e.to_string())?;
+    if a.json {
+        print_json(&ea)?;
+    } else {
+        println!("{} ({})", ea.subject, ea.status);
+        for e in &ea.entries {
+            let on = e.application.as_deref().map_or("tenant-wide".to_string(), |x| format!("on {x}"));
+            println!("  {} {on} [{}] scopes: {}", e.role, e.origin, e.scopes.join(" "));
+            println!("    via {}  path: {}", e.binding, e.path.join(" → "));
+            if let Some(c) = &e.conditions {
+                println!("    conditions: {}", c.summary());
+            }
+            if e.status != "active" {
+                println!("    status: {}", e.status);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct WhoArgs {
+    #[command(flatten)]
+    source: Source,
+    #[arg(long)]
+    application: String,
+    #[arg(long)]
+    scope: Option<String>,
+    /// Subjects per page.
+    #[arg(long, default_value_t = 100)]
+    page_size: usize,
+    /// The `next_page_token` of the previous page.
+    #[arg(long)]
+    page_token: Option<String>,
+    #[arg(long)]
+    now: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn who(a: &WhoArgs) -> Result<ExitCode, String> {
+    let l = a.source.load()?;
+    let now = ContextArgs { now: a.now.clone(), ip: None, mfa: false, mfa_time: None }.now()?;
+    let st = l.tenant.read();
+    let page =
+        query::who_can_access(&st.facts, &a.application, a.scope.as_deref(), now, a.page_token.as_deref(), a.page_size)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("unknown application `{}`", a.application))?;
+    if a.json {
+        print_json(&page)?;
+    } else {
+        for e in &page.entries {
+            println!(
+                "{}  {} [{}] scopes: {}  path: {}",
+                e.subject,
+                e.access.role,
+                e.access.origin,
+                e.access.scopes.join(" "),
+                e.access.path.join(" → ")
+            );
+        }
+        if let Some(t) = &page.next_page_token {
+            println!("(more: --page-token {t})");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The policy file.
+    file: PathBuf,
+    /// The store directory.
+    #[arg(long)]
+    data: PathBuf,
+}
+
+pub fn import(a: &ImportArgs) -> Result<ExitCode, String> {
+    let pol = policy::load(&a.file).map_err(|e| e.to_string())?;
+    let hf = Holdfast::open(&a.data, Durability::Sync).map_err(|e| e.to_string())?;
+    if let Some(t) = hf.tenant(&pol.tenant) {
+        if t.read().facts.tuple_count() > 0 {
+            return Err(format!("tenant `{}` in {} is not empty", pol.tenant, a.data.display()));
+        }
+    }
+    let n = pol.changes.len();
+    let rev = hf
+        .write(&pol.tenant, pol.changes, &[], "cli:import", now_ms())
+        .map_err(|e| format!("{}: {e}", a.file.display()))?;
+    hf.flush().map_err(|e| e.to_string())?;
+    println!("imported {n} records into tenant `{}` at revision {rev}", pol.tenant);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

@@ -1,0 +1,792 @@
+//! The evaluation engine: an in-memory, indexed fact base per tenant and the
+//! Datalog program of `rules/` run over the facts that concern one subject.
+//!
+//! Invariants:
+//! - no I/O, no clock, no async: facts in, derived facts out;
+//! - an evaluation feeds `crepe` only the facts reachable from its subject
+//!   (upward group closure, the bindings on the subject and those groups, the
+//!   roles and applications they name), so its cost does not grow with the
+//!   number of users in the tenant;
+//! - derived views are cached per subject and a write invalidates exactly the
+//!   subjects it can affect (the transitive members of the node it touches);
+//!   role and application changes clear the cache;
+//! - the Rust code gathers facts and reads results; membership, holdings and
+//!   scopes are derived by the rules alone.
+
+mod cache;
+pub mod ids;
+mod rules;
+
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use smallvec::SmallVec;
+
+use crate::model::{Conditions, ObjectRef, ObjectType};
+pub use ids::{AppId, BindingId, Interner, NodeId, NodeKind, Origin, RoleId, ScopeId, Why};
+
+use cache::ViewCache;
+
+/// Bounds on one evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Groups one subject may reach through nesting.
+    pub max_groups: usize,
+    /// Bindings one evaluation may consider.
+    pub max_bindings: usize,
+    /// Subject views kept in the cache.
+    pub cache_capacity: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_groups: 250_000, max_bindings: 250_000, cache_capacity: 1 << 20 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("evaluation of `{subject}` exceeds the limit of {limit} {what}")]
+    LimitExceeded { subject: String, what: &'static str, limit: usize },
+}
+
+/// One binding: `role` bound to `subject` on `resource`.
+#[derive(Debug, Clone)]
+pub struct BindingRec {
+    pub subject: NodeId,
+    pub role: RoleId,
+    pub resource: AppId,
+    pub conditions: Arc<Conditions>,
+}
+
+/// One holding of the evaluated subject, read from a derived `Holds` fact.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    pub binding: BindingId,
+    pub role: RoleId,
+    pub resource: AppId,
+    pub origin: Origin,
+    /// The node the binding is bound to.
+    pub bound: NodeId,
+    /// A shortest membership path from the subject to `bound` (inclusive);
+    /// just the subject for direct bindings.
+    pub path: Vec<NodeId>,
+}
+
+/// The derived access of one subject: what the rules concluded about it.
+#[derive(Debug, Clone, Default)]
+pub struct SubjectView {
+    /// Holdings, in a deterministic order (by binding text).
+    pub holds: Vec<Hold>,
+    /// `(app, scope)` → (index into `holds`, usable) for every `Entitled`
+    /// fact; `usable` is whether the matching `Granted` fact was derived.
+    pub entitled: FxHashMap<(AppId, ScopeId), SmallVec<[(u32, bool); 2]>>,
+}
+
+impl SubjectView {
+    pub fn entries(&self, app: AppId, scope: ScopeId) -> &[(u32, bool)] {
+        self.entitled.get(&(app, scope)).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+}
+
+/// Raw outputs of one evaluation.
+#[derive(Default)]
+pub struct Derived {
+    pub reach: Vec<(NodeId, NodeId)>,
+    pub holds: Vec<rules::Holds>,
+    pub entitled: Vec<rules::Entitled>,
+    pub granted: FxHashSet<(AppId, ScopeId, BindingId)>,
+    pub verdicts: Vec<(BindingId, Why)>,
+}
+
+/// One tenant's facts, indexed for the queries.
+#[derive(Debug)]
+pub struct FactBase {
+    nodes: Interner,
+    node_kind: Vec<NodeKind>,
+    declared: Vec<bool>,
+    parents: Vec<SmallVec<[NodeId; 4]>>,
+    children: Vec<Vec<NodeId>>,
+    node_bindings: Vec<SmallVec<[BindingId; 2]>>,
+    roles: Interner,
+    role_scopes: Vec<Option<Vec<ScopeId>>>,
+    apps: Interner,
+    app_scopes: Vec<Option<Vec<ScopeId>>>,
+    scopes: Interner,
+    bindings: Vec<Option<BindingRec>>,
+    free_bindings: Vec<BindingId>,
+    binding_index: FxHashMap<(NodeId, RoleId, AppId), BindingId>,
+    resource_bindings: FxHashMap<AppId, Vec<BindingId>>,
+    suspended: FxHashSet<NodeId>,
+    tuple_count: usize,
+    limits: Limits,
+    cache: ViewCache,
+}
+
+impl Default for FactBase {
+    fn default() -> Self {
+        FactBase::new(Limits::default())
+    }
+}
+
+fn kind_of(ty: ObjectType) -> Option<NodeKind> {
+    match ty {
+        ObjectType::User => Some(NodeKind::User),
+        ObjectType::Group => Some(NodeKind::Group),
+        ObjectType::ServiceAccount => Some(NodeKind::ServiceAccount),
+        _ => None,
+    }
+}
+
+impl FactBase {
+    pub fn new(limits: Limits) -> Self {
+        FactBase {
+            nodes: Interner::default(),
+            node_kind: Vec::new(),
+            declared: Vec::new(),
+            parents: Vec::new(),
+            children: Vec::new(),
+            node_bindings: Vec::new(),
+            roles: Interner::default(),
+            role_scopes: Vec::new(),
+            apps: Interner::default(),
+            app_scopes: Vec::new(),
+            scopes: Interner::default(),
+            bindings: Vec::new(),
+            free_bindings: Vec::new(),
+            binding_index: FxHashMap::default(),
+            resource_bindings: FxHashMap::default(),
+            suspended: FxHashSet::default(),
+            tuple_count: 0,
+            limits,
+            cache: ViewCache::new(limits.cache_capacity),
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    // ------------------------------------------------------------ lookups
+
+    /// The node of a user, group or service account reference, if known.
+    pub fn node_id(&self, r: &ObjectRef) -> Option<NodeId> {
+        kind_of(r.ty)?;
+        self.nodes.get(&r.to_string()).map(NodeId)
+    }
+
+    pub fn node_name(&self, n: NodeId) -> &str {
+        self.nodes.name(n.0)
+    }
+
+    pub fn node_kind(&self, n: NodeId) -> NodeKind {
+        self.node_kind.get(n.idx()).copied().unwrap_or(NodeKind::User)
+    }
+
+    /// A node is known when declared or named by any membership or binding.
+    pub fn node_known(&self, n: NodeId) -> bool {
+        let i = n.idx();
+        self.declared.get(i).copied().unwrap_or(false)
+            || self.parents.get(i).is_some_and(|p| !p.is_empty())
+            || self.children.get(i).is_some_and(|c| !c.is_empty())
+            || self.node_bindings.get(i).is_some_and(|b| !b.is_empty())
+    }
+
+    pub fn node_declared(&self, n: NodeId) -> bool {
+        self.declared.get(n.idx()).copied().unwrap_or(false)
+    }
+
+    /// Every known node of a kind, sorted by name.
+    pub fn nodes_of(&self, kind: NodeKind) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = (0..self.nodes.len() as u32)
+            .map(NodeId)
+            .filter(|&n| self.node_kind(n) == kind && self.node_known(n))
+            .collect();
+        v.sort_by(|a, b| self.node_name(*a).cmp(self.node_name(*b)));
+        v
+    }
+
+    pub fn role_id(&self, id: &str) -> Option<RoleId> {
+        self.roles.get(id).map(RoleId).filter(|r| self.role_scopes[r.idx()].is_some())
+    }
+
+    pub fn role_name(&self, r: RoleId) -> &str {
+        self.roles.name(r.0)
+    }
+
+    pub fn role_scopes(&self, r: RoleId) -> &[ScopeId] {
+        self.role_scopes.get(r.idx()).and_then(|s| s.as_deref()).unwrap_or(&[])
+    }
+
+    pub fn roles(&self) -> Vec<RoleId> {
+        let mut v: Vec<RoleId> =
+            (0..self.roles.len() as u32).map(RoleId).filter(|r| self.role_scopes[r.idx()].is_some()).collect();
+        v.sort_by(|a, b| self.role_name(*a).cmp(self.role_name(*b)));
+        v
+    }
+
+    pub fn app_id(&self, id: &str) -> Option<AppId> {
+        self.apps.get(id).map(AppId).filter(|a| self.app_scopes[a.idx()].is_some())
+    }
+
+    pub fn app_name(&self, a: AppId) -> &str {
+        if a.is_tenant() {
+            "tenant"
+        } else {
+            self.apps.name(a.0)
+        }
+    }
+
+    pub fn app_scopes(&self, a: AppId) -> &[ScopeId] {
+        if a.is_tenant() {
+            return &[];
+        }
+        self.app_scopes.get(a.idx()).and_then(|s| s.as_deref()).unwrap_or(&[])
+    }
+
+    pub fn app_supports(&self, a: AppId, x: ScopeId) -> bool {
+        self.app_scopes(a).contains(&x)
+    }
+
+    pub fn role_grants(&self, r: RoleId, x: ScopeId) -> bool {
+        self.role_scopes(r).contains(&x)
+    }
+
+    pub fn apps(&self) -> Vec<AppId> {
+        let mut v: Vec<AppId> =
+            (0..self.apps.len() as u32).map(AppId).filter(|a| self.app_scopes[a.idx()].is_some()).collect();
+        v.sort_by(|a, b| self.app_name(*a).cmp(self.app_name(*b)));
+        v
+    }
+
+    pub fn scope_id(&self, s: &str) -> Option<ScopeId> {
+        self.scopes.get(s).map(ScopeId)
+    }
+
+    pub fn scope_name(&self, s: ScopeId) -> &str {
+        self.scopes.name(s.0)
+    }
+
+    pub fn binding(&self, b: BindingId) -> Option<&BindingRec> {
+        self.bindings.get(b.idx()).and_then(|b| b.as_ref())
+    }
+
+    pub fn binding_id(&self, subject: NodeId, role: RoleId, resource: AppId) -> Option<BindingId> {
+        self.binding_index.get(&(subject, role, resource)).copied()
+    }
+
+    /// The canonical tuple text of a binding, e.g. `tenant#auditor@user:alice`.
+    pub fn binding_text(&self, b: BindingId) -> String {
+        match self.binding(b) {
+            Some(rec) => {
+                let object = if rec.resource.is_tenant() {
+                    "tenant".to_string()
+                } else {
+                    format!("application:{}", self.app_name(rec.resource))
+                };
+                format!("{object}#{}@{}", self.role_name(rec.role), self.node_name(rec.subject))
+            }
+            None => format!("<removed binding {}>", b.0),
+        }
+    }
+
+    /// Every live binding, sorted by text.
+    pub fn all_bindings(&self) -> Vec<BindingId> {
+        let mut v: Vec<(String, BindingId)> = (0..self.bindings.len() as u32)
+            .map(BindingId)
+            .filter(|b| self.binding(*b).is_some())
+            .map(|b| (self.binding_text(b), b))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, b)| b).collect()
+    }
+
+    pub fn bindings_on(&self, n: NodeId) -> &[BindingId] {
+        self.node_bindings.get(n.idx()).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+
+    pub fn bindings_of_resource(&self, a: AppId) -> &[BindingId] {
+        self.resource_bindings.get(&a).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+
+    /// Direct groups of a node.
+    pub fn parents(&self, n: NodeId) -> &[NodeId] {
+        self.parents.get(n.idx()).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+
+    /// Direct members of a group.
+    pub fn members(&self, g: NodeId) -> &[NodeId] {
+        self.children.get(g.idx()).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+
+    pub fn is_suspended(&self, n: NodeId) -> bool {
+        self.suspended.contains(&n)
+    }
+
+    /// Number of relationship tuples held (memberships, grants, supports, bindings).
+    pub fn tuple_count(&self) -> usize {
+        self.tuple_count
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    // ------------------------------------------------------------ writes
+
+    /// Interns a user, group or service account. `None` for other types.
+    pub fn intern_node(&mut self, r: &ObjectRef) -> Option<NodeId> {
+        let kind = kind_of(r.ty)?;
+        let name = r.to_string();
+        if let Some(i) = self.nodes.get(&name) {
+            return Some(NodeId(i));
+        }
+        let id = NodeId(self.nodes.intern(&name));
+        self.node_kind.push(kind);
+        self.declared.push(false);
+        self.parents.push(SmallVec::new());
+        self.children.push(Vec::new());
+        self.node_bindings.push(SmallVec::new());
+        Some(id)
+    }
+
+    /// Marks a node declared (or not). Returns the node.
+    pub fn declare_node(&mut self, r: &ObjectRef, declared: bool) -> Option<NodeId> {
+        let n = self.intern_node(r)?;
+        self.declared[n.idx()] = declared;
+        Some(n)
+    }
+
+    fn intern_scope(&mut self, s: &str) -> ScopeId {
+        ScopeId(self.scopes.intern(s))
+    }
+
+    /// Defines a role (or redefines it) with exactly these scopes.
+    pub fn define_role(&mut self, id: &str, scopes: &[&str]) -> RoleId {
+        let r = RoleId(self.roles.intern(id));
+        if self.role_scopes.len() <= r.idx() {
+            self.role_scopes.resize(r.idx() + 1, None);
+        }
+        let mut ids: Vec<ScopeId> = scopes.iter().map(|s| self.intern_scope(s)).collect();
+        ids.sort();
+        ids.dedup();
+        let old = self.role_scopes[r.idx()].as_ref().map_or(0, |v| v.len());
+        self.tuple_count = self.tuple_count + ids.len() - old.min(self.tuple_count);
+        self.role_scopes[r.idx()] = Some(ids);
+        self.cache.clear();
+        r
+    }
+
+    /// Removes a role definition. The caller ensures no binding uses it.
+    pub fn undefine_role(&mut self, id: &str) -> bool {
+        let Some(r) = self.role_id(id) else { return false };
+        let n = self.role_scopes[r.idx()].as_ref().map_or(0, |v| v.len());
+        self.tuple_count -= n.min(self.tuple_count);
+        self.role_scopes[r.idx()] = None;
+        self.cache.clear();
+        true
+    }
+
+    /// Adds or removes one scope of a defined role (`role:r#grants@scope:x`).
+    pub fn set_grant(&mut self, role: &str, scope: &str, present: bool) -> bool {
+        let Some(r) = self.role_id(role) else { return false };
+        let x = self.intern_scope(scope);
+        let changed = set_member(self.role_scopes[r.idx()].get_or_insert_with(Vec::new), x, present);
+        if changed {
+            self.bump_tuples(present);
+            self.cache.clear();
+        }
+        changed
+    }
+
+    /// Defines an application (or redefines it) with these supported scopes.
+    pub fn define_app(&mut self, id: &str, scopes: &[&str]) -> AppId {
+        let a = AppId(self.apps.intern(id));
+        if self.app_scopes.len() <= a.idx() {
+            self.app_scopes.resize(a.idx() + 1, None);
+        }
+        let mut ids: Vec<ScopeId> = scopes.iter().map(|s| self.intern_scope(s)).collect();
+        ids.sort();
+        ids.dedup();
+        let old = self.app_scopes[a.idx()].as_ref().map_or(0, |v| v.len());
+        self.tuple_count = self.tuple_count + ids.len() - old.min(self.tuple_count);
+        self.app_scopes[a.idx()] = Some(ids);
+        self.cache.clear();
+        a
+    }
+
+    pub fn undefine_app(&mut self, id: &str) -> bool {
+        let Some(a) = self.app_id(id) else { return false };
+        let n = self.app_scopes[a.idx()].as_ref().map_or(0, |v| v.len());
+        self.tuple_count -= n.min(self.tuple_count);
+        self.app_scopes[a.idx()] = None;
+        self.cache.clear();
+        true
+    }
+
+    /// Adds or removes one supported scope (`application:a#supports@scope:x`).
+    pub fn set_supports(&mut self, app: &str, scope: &str, present: bool) -> bool {
+        let Some(a) = self.app_id(app) else { return false };
+        let x = self.intern_scope(scope);
+        let changed = set_member(self.app_scopes[a.idx()].get_or_insert_with(Vec::new), x, present);
+        if changed {
+            self.bump_tuples(present);
+            self.cache.clear();
+        }
+        changed
+    }
+
+    fn bump_tuples(&mut self, up: bool) {
+        if up {
+            self.tuple_count += 1;
+        } else {
+            self.tuple_count = self.tuple_count.saturating_sub(1);
+        }
+    }
+
+    /// Adds (or removes) the membership `group#member@member`.
+    pub fn set_member(&mut self, group: &ObjectRef, member: &ObjectRef, present: bool) -> bool {
+        let (Some(g), Some(m)) = (self.intern_node(group), self.intern_node(member)) else {
+            return false;
+        };
+        let changed = if present {
+            if self.parents[m.idx()].contains(&g) {
+                false
+            } else {
+                self.parents[m.idx()].push(g);
+                self.children[g.idx()].push(m);
+                true
+            }
+        } else if let Some(p) = self.parents[m.idx()].iter().position(|&x| x == g) {
+            self.parents[m.idx()].swap_remove(p);
+            if let Some(c) = self.children[g.idx()].iter().position(|&x| x == m) {
+                self.children[g.idx()].swap_remove(c);
+            }
+            true
+        } else {
+            false
+        };
+        if changed {
+            self.bump_tuples(present);
+            self.invalidate_below(m);
+        }
+        changed
+    }
+
+    /// Binds `role` to `subject` on `resource` (an application, or the
+    /// tenant), replacing the conditions of an existing identical binding.
+    /// The role and application must be defined (the caller validated).
+    pub fn put_binding(
+        &mut self,
+        resource: &ObjectRef,
+        role: &str,
+        subject: &ObjectRef,
+        conditions: Conditions,
+    ) -> Option<BindingId> {
+        let r = self.role_id(role)?;
+        let a = self.resource_id(resource)?;
+        let s = self.intern_node(subject)?;
+        let conditions = Arc::new(conditions);
+        if let Some(&b) = self.binding_index.get(&(s, r, a)) {
+            if let Some(rec) = self.bindings[b.idx()].as_mut() {
+                rec.conditions = conditions;
+            }
+            return Some(b);
+        }
+        let rec = BindingRec { subject: s, role: r, resource: a, conditions };
+        let b = match self.free_bindings.pop() {
+            Some(b) => {
+                self.bindings[b.idx()] = Some(rec);
+                b
+            }
+            None => {
+                self.bindings.push(Some(rec));
+                BindingId(self.bindings.len() as u32 - 1)
+            }
+        };
+        self.binding_index.insert((s, r, a), b);
+        self.node_bindings[s.idx()].push(b);
+        self.resource_bindings.entry(a).or_default().push(b);
+        self.tuple_count += 1;
+        self.invalidate_below(s);
+        Some(b)
+    }
+
+    pub fn remove_binding(&mut self, resource: &ObjectRef, role: &str, subject: &ObjectRef) -> bool {
+        let (Some(r), Some(a), Some(s)) = (self.role_id(role), self.resource_id(resource), self.node_id(subject))
+        else {
+            return false;
+        };
+        let Some(b) = self.binding_index.remove(&(s, r, a)) else { return false };
+        self.bindings[b.idx()] = None;
+        self.free_bindings.push(b);
+        self.node_bindings[s.idx()].retain(|x| *x != b);
+        if let Some(v) = self.resource_bindings.get_mut(&a) {
+            v.retain(|x| *x != b);
+        }
+        self.tuple_count = self.tuple_count.saturating_sub(1);
+        self.invalidate_below(s);
+        true
+    }
+
+    /// The resource id of `application:x` or `tenant`.
+    pub fn resource_id(&self, resource: &ObjectRef) -> Option<AppId> {
+        match resource.ty {
+            ObjectType::Tenant => Some(AppId::TENANT),
+            ObjectType::Application => self.app_id(&resource.id),
+            _ => None,
+        }
+    }
+
+    pub fn set_suspended(&mut self, subject: &ObjectRef, suspended: bool) -> bool {
+        let Some(n) = self.intern_node(subject) else { return false };
+        let changed = if suspended { self.suspended.insert(n) } else { self.suspended.remove(&n) };
+        if changed {
+            self.cache.remove(n);
+        }
+        changed
+    }
+
+    /// Drops the cached views of `n` and of everything below it.
+    fn invalidate_below(&self, n: NodeId) {
+        if self.cache.is_empty() {
+            return;
+        }
+        let below = self.descendants(n, usize::MAX);
+        if below.len() > self.cache.len() {
+            self.cache.clear();
+        } else {
+            for d in below {
+                self.cache.remove(d);
+            }
+        }
+    }
+
+    /// `n` and every node that reaches it through membership (its transitive
+    /// members). Fact gathering for invalidation and who-can-access; cycles
+    /// are visited once.
+    pub fn descendants(&self, n: NodeId, limit: usize) -> Vec<NodeId> {
+        let mut seen = FxHashSet::default();
+        let mut out = vec![n];
+        seen.insert(n);
+        let mut i = 0;
+        while i < out.len() && out.len() < limit {
+            let cur = out[i];
+            i += 1;
+            for &c in self.members(cur) {
+                if seen.insert(c) {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+
+    // -------------------------------------------------------- evaluation
+
+    /// The subject's derived view, from the cache or from a fresh evaluation.
+    pub fn view(&self, s: NodeId) -> Result<Arc<SubjectView>, EngineError> {
+        if let Some(v) = self.cache.get(s) {
+            return Ok(v);
+        }
+        let v = Arc::new(self.build_view(s, self.evaluate(s, None)?));
+        self.cache.insert(s, v.clone());
+        Ok(v)
+    }
+
+    /// The subject's view, always freshly evaluated (for tests and benches).
+    pub fn view_uncached(&self, s: NodeId) -> Result<SubjectView, EngineError> {
+        Ok(self.build_view(s, self.evaluate(s, None)?))
+    }
+
+    pub fn cached_views(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Runs the rules over the facts that concern `s`; with `query`, also
+    /// derives the explain verdicts for that application and scope.
+    pub fn evaluate(&self, s: NodeId, query: Option<(AppId, ScopeId)>) -> Result<Derived, EngineError> {
+        let mut rt = rules::Crepe::new();
+        rt.extend([rules::Subject(s, self.node_kind(s))]);
+
+        // Upward closure: every membership edge reachable from s.
+        let mut seen: FxHashSet<NodeId> = FxHashSet::default();
+        seen.insert(s);
+        let mut stack = vec![s];
+        let mut edges = Vec::new();
+        while let Some(n) = stack.pop() {
+            for &p in self.parents(n) {
+                edges.push(rules::MemberEdge(p, n));
+                if seen.insert(p) {
+                    if seen.len() > self.limits.max_groups {
+                        return Err(EngineError::LimitExceeded {
+                            subject: self.node_name(s).to_string(),
+                            what: "reachable groups",
+                            limit: self.limits.max_groups,
+                        });
+                    }
+                    stack.push(p);
+                }
+            }
+        }
+        rt.extend(edges);
+
+        // Bindings on s and on the groups it reaches, and what they name.
+        let mut bindings = Vec::new();
+        let mut roles: FxHashSet<RoleId> = FxHashSet::default();
+        let mut apps: FxHashSet<AppId> = FxHashSet::default();
+        let mut tenant_wide = false;
+        for &n in &seen {
+            for &b in self.bindings_on(n) {
+                let Some(rec) = self.binding(b) else { continue };
+                bindings.push(rules::Binding(b, rec.subject, rec.role, rec.resource));
+                roles.insert(rec.role);
+                if rec.resource.is_tenant() {
+                    tenant_wide = true;
+                } else {
+                    apps.insert(rec.resource);
+                }
+            }
+        }
+        if bindings.len() > self.limits.max_bindings {
+            return Err(EngineError::LimitExceeded {
+                subject: self.node_name(s).to_string(),
+                what: "bindings",
+                limit: self.limits.max_bindings,
+            });
+        }
+        rt.extend(bindings);
+        if tenant_wide {
+            apps.extend(self.apps());
+        }
+        if let Some((a, x)) = query {
+            rt.extend([rules::Query(a, x)]);
+            if !a.is_tenant() {
+                apps.insert(a);
+            }
+        }
+        for &r in &roles {
+            rt.extend(self.role_scopes(r).iter().map(|&x| rules::Grants(r, x)));
+        }
+        for &a in &apps {
+            rt.extend([rules::Application(a)]);
+            rt.extend(self.app_scopes(a).iter().map(|&x| rules::Supports(a, x)));
+        }
+        if self.is_suspended(s) {
+            rt.extend([rules::Suspended(s)]);
+        }
+
+        let (reach, holds, entitled, granted, verdicts) = rt.run();
+        Ok(Derived {
+            reach: reach.into_iter().map(|rules::Reach(_, g, via)| (via, g)).collect(),
+            holds: holds.into_iter().collect(),
+            entitled: entitled.into_iter().collect(),
+            granted: granted.into_iter().map(|rules::Granted(_, a, x, b)| (a, x, b)).collect(),
+            verdicts: verdicts.into_iter().map(|rules::Verdict(b, w)| (b, w)).collect(),
+        })
+    }
+
+    /// Shapes derived facts into a [`SubjectView`] with membership paths.
+    pub fn build_view(&self, s: NodeId, d: Derived) -> SubjectView {
+        let paths = self.paths_from(s, &d.reach);
+        let mut holds: Vec<Hold> = d
+            .holds
+            .iter()
+            .map(|h| {
+                let rules::Holds(_, role, resource, binding, origin, bound) = *h;
+                let path =
+                    if bound == s { vec![s] } else { paths.get(&bound).cloned().unwrap_or_else(|| vec![s, bound]) };
+                Hold { binding, role, resource, origin, bound, path }
+            })
+            .collect();
+        holds.sort_by_cached_key(|h| self.binding_text(h.binding));
+        let index: FxHashMap<BindingId, u32> = holds.iter().enumerate().map(|(i, h)| (h.binding, i as u32)).collect();
+        let mut entitled: FxHashMap<(AppId, ScopeId), SmallVec<[(u32, bool); 2]>> = FxHashMap::default();
+        for &rules::Entitled(_, a, x, b) in &d.entitled {
+            if let Some(&i) = index.get(&b) {
+                entitled.entry((a, x)).or_default().push((i, d.granted.contains(&(a, x, b))));
+            }
+        }
+        for v in entitled.values_mut() {
+            v.sort();
+        }
+        SubjectView { holds, entitled }
+    }
+
+    /// Shortest paths from `s` to every group it reaches, over the derived
+    /// `Reach` edges, ties broken by name so rendering is deterministic.
+    fn paths_from(&self, s: NodeId, reach: &[(NodeId, NodeId)]) -> FxHashMap<NodeId, Vec<NodeId>> {
+        let mut fwd: FxHashMap<NodeId, Vec<NodeId>> = FxHashMap::default();
+        for &(via, g) in reach {
+            fwd.entry(via).or_default().push(g);
+        }
+        for v in fwd.values_mut() {
+            v.sort_by(|a, b| self.node_name(*a).cmp(self.node_name(*b)));
+            v.dedup();
+        }
+        let mut prev: FxHashMap<NodeId, NodeId> = FxHashMap::default();
+        let mut queue = std::collections::VecDeque::from([s]);
+        let mut seen: FxHashSet<NodeId> = FxHashSet::default();
+        seen.insert(s);
+        while let Some(n) = queue.pop_front() {
+            for &g in fwd.get(&n).map(|v| v.as_slice()).unwrap_or(&[]) {
+                if seen.insert(g) {
+                    prev.insert(g, n);
+                    queue.push_back(g);
+                }
+            }
+        }
+        let mut out = FxHashMap::default();
+        for &g in prev.keys() {
+            let mut path = vec![g];
+            let mut cur = g;
+            while let Some(&p) = prev.get(&cur) {
+                path.push(p);
+                cur = p;
+            }
+            path.reverse();
+            out.insert(g, path);
+        }
+        out
+    }
+
+    /// Users and service accounts that may hold something on `app` (bound
+    /// there or tenant-wide, directly or below a bound group), sorted by
+    /// name. Candidates only: the rules decide what each one holds.
+    pub fn access_candidates(&self, app: AppId) -> Vec<NodeId> {
+        let mut seen: FxHashSet<NodeId> = FxHashSet::default();
+        let mut out = Vec::new();
+        for res in [app, AppId::TENANT] {
+            for &b in self.bindings_of_resource(res) {
+                let Some(rec) = self.binding(b) else { continue };
+                if seen.contains(&rec.subject) {
+                    continue;
+                }
+                for n in self.descendants(rec.subject, usize::MAX) {
+                    if seen.insert(n) && self.node_kind(n) != NodeKind::Group {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| self.node_name(*a).cmp(self.node_name(*b)));
+        out
+    }
+}
+
+fn set_member(v: &mut Vec<ScopeId>, x: ScopeId, present: bool) -> bool {
+    match (v.binary_search(&x), present) {
+        (Ok(_), true) | (Err(_), false) => false,
+        (Err(i), true) => {
+            v.insert(i, x);
+            true
+        }
+        (Ok(i), false) => {
+            v.remove(i);
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,167 @@
+//! Explanations: every binding a subject holds, the membership path it came
+//! through, what the rules concluded about it for the asked scope, and how
+//! its conditions evaluated. Rendered as stable text and stable JSON.
+
+use std::fmt::Write as _;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use crate::engine::{FactBase, Why};
+use crate::model::conditions::Unmet;
+use crate::model::{CondOutcome, Conditions, Context};
+use crate::query::{self, CheckOutcome, Decision, QueryError};
+
+/// One binding considered by an explained check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BindingTrace {
+    pub binding: String,
+    pub role: String,
+    /// `None` for tenant-wide.
+    pub application: Option<String>,
+    pub origin: &'static str,
+    pub path: Vec<String>,
+    /// What the rules concluded: `grants`, `other_application`,
+    /// `role_lacks_scope`, `scope_not_supported`, `subject_suspended`.
+    pub verdict: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Conditions>,
+    /// For granting bindings: `satisfied`, `step_up_required:mfa`,
+    /// `condition_unmet:ip`, `expired`, `not_yet_valid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition_result: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    pub subject: String,
+    pub application: String,
+    pub scope: String,
+    #[serde(flatten)]
+    pub outcome: CheckOutcome,
+    pub bindings: Vec<BindingTrace>,
+}
+
+fn verdict_code(w: Why) -> &'static str {
+    match w {
+        Why::Grants => "grants",
+        Why::SubjectSuspended => "subject_suspended",
+        Why::OtherApplication => "other_application",
+        Why::RoleLacksScope => "role_lacks_scope",
+        Why::ScopeNotSupported => "scope_not_supported",
+    }
+}
+
+fn outcome_code(o: CondOutcome) -> &'static str {
+    match o {
+        CondOutcome::Satisfied => "satisfied",
+        CondOutcome::StepUp { .. } => "step_up_required:mfa",
+        CondOutcome::Unmet(u) => Unmet::code(u),
+    }
+}
+
+/// Explains a check: the same decision as [`query::check`], with the trace.
+pub fn explain(
+    fb: &FactBase,
+    subject: &str,
+    application: &str,
+    scope: &str,
+    ctx: &Context,
+) -> Result<Explanation, QueryError> {
+    let mut ex = Explanation {
+        subject: subject.to_string(),
+        application: application.to_string(),
+        scope: scope.to_string(),
+        outcome: query::check(fb, subject, application, scope, ctx)?,
+        bindings: vec![],
+    };
+    let (Some(s), Some(app)) = (query::resolve_subject(fb, subject)?, fb.app_id(application)) else {
+        return Ok(ex);
+    };
+    // An unknown scope cannot be granted; explain against no scope id.
+    let derived = match fb.scope_id(scope) {
+        Some(x) => fb.evaluate(s, Some((app, x)))?,
+        None => fb.evaluate(s, None)?,
+    };
+    let mut verdicts: FxHashMap<_, Why> = FxHashMap::default();
+    for &(b, w) in &derived.verdicts {
+        // One verdict per binding; `Grants` and `SubjectSuspended` win.
+        let e = verdicts.entry(b).or_insert(w);
+        if w < *e {
+            *e = w;
+        }
+    }
+    let view = fb.build_view(s, derived);
+    for h in &view.holds {
+        let Some(rec) = fb.binding(h.binding) else { continue };
+        let why = verdicts.get(&h.binding).copied().unwrap_or(if fb.scope_id(scope).is_none() {
+            Why::ScopeNotSupported
+        } else if h.resource != app && !h.resource.is_tenant() {
+            Why::OtherApplication
+        } else {
+            Why::RoleLacksScope
+        });
+        let condition_result = (why == Why::Grants).then(|| outcome_code(rec.conditions.evaluate(ctx)));
+        ex.bindings.push(BindingTrace {
+            binding: fb.binding_text(h.binding),
+            role: fb.role_name(h.role).to_string(),
+            application: (!h.resource.is_tenant()).then(|| fb.app_name(h.resource).to_string()),
+            origin: h.origin.as_str(),
+            path: h.path.iter().map(|&n| fb.node_name(n).to_string()).collect(),
+            verdict: verdict_code(why),
+            conditions: (!rec.conditions.is_empty()).then(|| (*rec.conditions).clone()),
+            condition_result,
+        });
+    }
+    Ok(ex)
+}
+
+impl Explanation {
+    /// The trace as a readable tree. Deterministic: bindings are sorted.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "check {} → {} on application:{}", self.subject, self.scope, self.application);
+        let d = match self.outcome.decision {
+            Decision::Allow => "ALLOW",
+            Decision::StepUp => "STEP UP",
+            Decision::Deny => "DENY",
+        };
+        let _ = write!(out, "decision: {d} ({})", self.outcome.reason);
+        if let Some(b) = &self.outcome.binding {
+            let _ = write!(out, " via {b}");
+        }
+        if let Some(su) = &self.outcome.step_up {
+            let _ = write!(out, "; step up with MFA");
+            if let Some(a) = &su.max_age {
+                let _ = write!(out, " no older than {a}");
+            }
+        }
+        out.push('\n');
+        if self.bindings.is_empty() {
+            let _ = writeln!(out, "└── no bindings reach {}", self.subject);
+        }
+        let n = self.bindings.len();
+        for (i, b) in self.bindings.iter().enumerate() {
+            let last = i + 1 == n;
+            let (head, pad) = if last { ("└── ", "      ") } else { ("├── ", "│     ") };
+            let _ = writeln!(out, "{head}{}  [{}]", b.binding, b.origin);
+            let _ = writeln!(out, "{pad}path: {}", b.path.join(" → "));
+            let on = b.application.as_deref().map_or("tenant-wide".to_string(), |a| format!("on application:{a}"));
+            let line = match b.verdict {
+                "grants" => format!("role {} {on} grants {}", b.role, self.scope),
+                "subject_suspended" => {
+                    format!("role {} {on} grants {}, but {} is suspended", b.role, self.scope, self.subject)
+                }
+                "other_application" => format!("role {} {on}: not application:{}", b.role, self.application),
+                "role_lacks_scope" => format!("role {} {on} does not grant {}", b.role, self.scope),
+                _ => format!("role {} {on}: application:{} does not support {}", b.role, self.application, self.scope),
+            };
+            let _ = writeln!(out, "{pad}{line}");
+            if let Some(c) = &b.conditions {
+                let result = b.condition_result.map_or(String::new(), |r| format!(" → {r}"));
+                let _ = writeln!(out, "{pad}conditions: {}{result}", c.summary());
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,43 @@
+//! # Holdfast
+//!
+//! A relationship-based authorization server for teams that put tools behind
+//! MCP servers and let people and AI agents use them. Holdfast answers "who
+//! may do what, and why".
+//!
+//! ## Bird's-eye view
+//!
+//! Everything is a relationship tuple (`group:eng#member@user:alice`,
+//! `application:deploy-mcp#deploy-operator@group:on-call`,
+//! `tenant#auditor@user:alice`). The Datalog program in `rules/holdfast.dl`
+//! (compiled by `crepe`) derives who holds which role where, and from that
+//! the scopes a subject has on an application. Queries read those derived
+//! facts; they never re-derive them.
+//!
+//! ## Layout (arrows point one way)
+//!
+//! - [`model`]: ids, object references, tuples, conditions, the schema. Pure.
+//! - [`engine`]: the fact base of a tenant, the rules, per-subject evaluation
+//!   and the view cache. No I/O, no clock.
+//! - [`store`]: fjall keyspaces, revisions and the change log. Knows bytes.
+//! - [`service`]: tenants kept in step with the store; atomic writes.
+//! - [`query`] / [`explain`]: check, effective access, who-can-access, traces.
+//! - [`policy`]: policy files: parse, compile, validate.
+//! - `cli` (binary): clap commands.
+//!
+//! ## Invariants
+//!
+//! - A check, explain or effective-access evaluation touches only the facts
+//!   that concern its subject; a write never triggers a full re-evaluation.
+//! - A write is validated whole before anything is applied; the store commits
+//!   it in one batch; memory is updated under the tenant's write lock.
+//! - Time is a parameter of every query; nothing below the API reads a clock.
+#![deny(clippy::unwrap_used)]
+
+pub mod engine;
+pub mod explain;
+pub mod model;
+pub mod policy;
+pub mod query;
+pub mod service;
+pub mod store;
+pub mod workload;

@@ -1,0 +1,8 @@
+//! The `holdfast` command line.
+use std::process::ExitCode;
+
+mod cli;
+
+fn main() -> ExitCode {
+    cli::main()
+}

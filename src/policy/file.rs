@@ -1,0 +1,1299 @@
+//! The policy file (YAML or JSON), parsed into typed declarations that keep
+//! their source positions.
+//!
+//! [`parse_policy`] checks structure and values only: YAML syntax, types,
+//! unknown and missing keys, ids, object references, conditions, `expect`
+//! values and duplicates within a section. Cross-references (a binding naming
+//! an undeclared role, ...) are checked by a later pass. All findings are
+//! collected, sorted by position; none of them stops the others.
+//!
+//! The format is described by `schema/policy.schema.json`; the `*_KEYS`
+//! constants below are the keys accepted at each level and are tested
+//! against that schema.
+
+use std::{collections::HashMap, fmt};
+
+use serde::Serialize;
+
+use super::yaml::{self, Node, Span, Value, YamlErrorKind};
+use crate::model::conditions::{parse_duration, parse_net, IpCondition, MfaCondition};
+use crate::model::{validate_id, Conditions, ObjectRef, ObjectType, Timestamp};
+
+/// The tenant when the file does not name one.
+pub const DEFAULT_TENANT: &str = "default";
+
+pub const TOP_LEVEL_KEYS: &[&str] =
+    &["tenant", "applications", "roles", "users", "service_accounts", "groups", "bindings", "assertions"];
+pub const APPLICATION_KEYS: &[&str] = &["name", "resource", "scopes_supported"];
+pub const ROLE_KEYS: &[&str] = &["name", "description", "scopes"];
+/// Keys of a user or service account given in map form.
+pub const SUBJECT_KEYS: &[&str] = &["name", "email"];
+pub const GROUP_KEYS: &[&str] = &["name", "members"];
+pub const BINDING_KEYS: &[&str] = &["subject", "role", "application", "conditions", "expires_at", "not_before"];
+pub const CONDITION_KEYS: &[&str] = &["mfa", "ip", "not_before", "expires_at"];
+pub const MFA_KEYS: &[&str] = &["required", "max_age"];
+pub const IP_KEYS: &[&str] = &["allow"];
+pub const ASSERTION_KEYS: &[&str] =
+    &["name", "subject", "application", "scope", "context", "expect", "expect_access", "expect_token_scope"];
+/// Values of an assertion's `expect`.
+pub const EXPECT_VALUES: &[&str] = &["allow", "deny", "step_up"];
+
+/// Finding codes produced by [`parse_policy`].
+pub mod codes {
+    pub const YAML_SYNTAX: &str = "yaml_syntax";
+    pub const WRONG_TYPE: &str = "wrong_type";
+    pub const UNKNOWN_KEY: &str = "unknown_key";
+    pub const MISSING_KEY: &str = "missing_key";
+    pub const INVALID_ID: &str = "invalid_id";
+    pub const INVALID_REFERENCE: &str = "invalid_reference";
+    pub const INVALID_CONDITION: &str = "invalid_condition";
+    pub const INVALID_EXPECT: &str = "invalid_expect";
+    /// A malformed value with no more specific code (e.g. `resource` not an absolute URI).
+    pub const INVALID_VALUE: &str = "invalid_value";
+    pub const DUPLICATE: &str = "duplicate";
+}
+
+/// A value and where it was written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: Span) -> Self {
+        Spanned { value, span }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PolicyFile {
+    pub tenant: Option<Spanned<String>>,
+    pub applications: Vec<AppDecl>,
+    pub roles: Vec<RoleDecl>,
+    pub users: Vec<SubjectDecl>,
+    pub service_accounts: Vec<SubjectDecl>,
+    pub groups: Vec<GroupDecl>,
+    pub bindings: Vec<BindingDecl>,
+    pub assertions: Vec<AssertionDecl>,
+}
+
+impl PolicyFile {
+    /// The tenant id, [`DEFAULT_TENANT`] when not set.
+    pub fn tenant_id(&self) -> &str {
+        self.tenant.as_ref().map_or(DEFAULT_TENANT, |t| t.value.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppDecl {
+    pub id: Spanned<String>,
+    pub name: Option<String>,
+    /// Canonical URI of the protected resource (OAuth `resource`).
+    pub resource: Option<String>,
+    pub scopes_supported: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoleDecl {
+    pub id: Spanned<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub scopes: Vec<Spanned<String>>,
+}
+
+/// A user or a service account.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubjectDecl {
+    pub id: Spanned<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupDecl {
+    pub id: Spanned<String>,
+    pub name: Option<String>,
+    /// Users, groups and service accounts.
+    pub members: Vec<Spanned<ObjectRef>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BindingDecl {
+    /// Where the binding (list item) starts.
+    pub span: Span,
+    /// A user, group or service account.
+    pub subject: Spanned<ObjectRef>,
+    pub role: Spanned<String>,
+    /// `None`: tenant-wide.
+    pub application: Option<Spanned<String>>,
+    /// `conditions`, merged with `expires_at`/`not_before` given on the binding itself.
+    pub conditions: Conditions,
+    /// Where `conditions` is written, if it is.
+    pub conditions_span: Option<Span>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AssertionDecl {
+    pub span: Span,
+    pub name: Option<String>,
+    pub subject: Spanned<ObjectRef>,
+    pub application: Option<Spanned<String>>,
+    pub scope: Option<Spanned<String>>,
+    /// Free-form request context (`mfa`, `ip`, `now`...), checked by the test runner.
+    pub context: Option<serde_json::Value>,
+    /// One of [`EXPECT_VALUES`].
+    pub expect: Option<Spanned<String>>,
+    pub expect_access: Option<serde_json::Value>,
+    pub expect_token_scope: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        })
+    }
+}
+
+/// One problem found in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub span: Span,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Finding {
+    pub fn error(code: &'static str, span: Span, message: impl Into<String>, hint: Option<String>) -> Finding {
+        Finding { code, severity: Severity::Error, span, message: message.into(), hint }
+    }
+}
+
+impl fmt::Display for Finding {
+    /// `3:5: error[unknown_key]: ... (hint: ...)`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}[{}]: {}", self.span.line, self.span.col, self.severity, self.code, self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, " (hint: {h})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The closest candidate to `word`: a case-insensitive match, else the one
+/// at the smallest Levenshtein distance if that is at most 2 (and smaller
+/// than the candidate's length, so `x` does not suggest `ip`).
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let word_len = word.chars().count();
+    let mut best: Option<(usize, &'a str)> = None;
+    for cand in candidates {
+        if cand.eq_ignore_ascii_case(word) || cand.to_lowercase() == word.to_lowercase() {
+            return Some(cand);
+        }
+        let cand_len = cand.chars().count();
+        if word_len.abs_diff(cand_len) > 2 {
+            continue;
+        }
+        let d = levenshtein(word, cand);
+        if d <= 2 && d < cand_len && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, cand));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        if let Some(first) = cur.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev.get(j).copied().unwrap_or(0) + usize::from(ca != *cb);
+            let del = prev.get(j + 1).copied().unwrap_or(0) + 1;
+            let ins = cur.get(j).copied().unwrap_or(0) + 1;
+            if let Some(slot) = cur.get_mut(j + 1) {
+                *slot = sub.min(del).min(ins);
+            }
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev.last().copied().unwrap_or(0)
+}
+
+/// Parses and checks a policy file. `Err` holds every finding (sorted by
+/// position) when there is at least one error. An empty file is an empty
+/// policy.
+pub fn parse_policy(text: &str) -> Result<PolicyFile, Vec<Finding>> {
+    let root = match yaml::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            let (code, hint) = match e.kind {
+                YamlErrorKind::DuplicateKey => (codes::DUPLICATE, Some("remove or rename one of them".to_string())),
+                YamlErrorKind::Unsupported if e.message.starts_with("aliases") => (
+                    codes::YAML_SYNTAX,
+                    Some("anchors and aliases (`&name`, `*name`) are not allowed in policy files".to_string()),
+                ),
+                _ => (codes::YAML_SYNTAX, None),
+            };
+            return Err(vec![Finding::error(code, e.span, e.message, hint)]);
+        }
+    };
+    let mut cx = Checker { findings: Vec::new() };
+    let file = cx.policy(&root);
+    if cx.findings.iter().any(|f| f.severity == Severity::Error) {
+        let mut findings = cx.findings;
+        findings.sort_by_key(|f| f.span);
+        Err(findings)
+    } else {
+        Ok(file)
+    }
+}
+
+/// Truncates user text shown in messages.
+fn shown(s: &str) -> String {
+    if s.chars().count() > 64 {
+        let mut t: String = s.chars().take(64).collect();
+        t.push('…');
+        t
+    } else {
+        s.to_string()
+    }
+}
+
+/// The known keys of one mapping, after unknown keys were reported.
+struct Fields<'a> {
+    found: Vec<(&'static str, &'a Node, &'a Node)>,
+}
+
+impl<'a> Fields<'a> {
+    /// The value under `key`, `None` if absent.
+    fn raw(&self, key: &str) -> Option<&'a Node> {
+        self.found.iter().find(|(k, _, _)| *k == key).map(|(_, _, v)| *v)
+    }
+
+    /// The value under `key`, `None` if absent or null.
+    fn get(&self, key: &str) -> Option<&'a Node> {
+        self.raw(key).filter(|n| !n.is_null())
+    }
+
+    fn key_span(&self, key: &str) -> Option<Span> {
+        self.found.iter().find(|(k, _, _)| *k == key).map(|(_, k, _)| k.span)
+    }
+}
+
+struct Checker {
+    findings: Vec<Finding>,
+}
+
+impl Checker {
+    fn err(&mut self, code: &'static str, span: Span, message: String, hint: Option<String>) {
+        self.findings.push(Finding::error(code, span, message, hint));
+    }
+
+    fn wrong_type(&mut self, node: &Node, path: &str, expected: &str) {
+        self.err(
+            codes::WRONG_TYPE,
+            node.span,
+            format!("`{path}` must be {expected}, found {}", node.type_name()),
+            None,
+        );
+    }
+
+    fn missing(&mut self, span: Span, path: &str, key: &str, hint: Option<String>) {
+        self.err(codes::MISSING_KEY, span, format!("`{path}` is missing `{key}`"), hint);
+    }
+
+    /// Checks that `node` is a map with only `allowed` keys (each unknown key
+    /// is reported) and returns the known ones.
+    fn fields<'a>(&mut self, node: &'a Node, path: &str, allowed: &[&'static str]) -> Option<Fields<'a>> {
+        let Some(entries) = node.as_map() else {
+            self.wrong_type(node, path, "a map");
+            return None;
+        };
+        let mut found = Vec::new();
+        for (k, v) in entries {
+            let name = k.as_str();
+            match name.and_then(|n| allowed.iter().find(|a| **a == n)) {
+                Some(known) => found.push((*known, k, v)),
+                None => {
+                    let text = k.scalar_text().unwrap_or_else(|| k.type_name().to_string());
+                    let hint = match did_you_mean(&text, allowed.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("allowed keys: {}", allowed.join(", ")),
+                    };
+                    let at = if path.is_empty() { String::new() } else { format!(" in `{path}`") };
+                    self.err(codes::UNKNOWN_KEY, k.span, format!("unknown key `{}`{at}", shown(&text)), Some(hint));
+                }
+            }
+        }
+        Some(Fields { found })
+    }
+
+    /// An id: a string (or a plain integer, converted) that passes `validate_id`.
+    fn id(&mut self, node: &Node, path: &str, what: &str) -> Option<Spanned<String>> {
+        let text = match &node.value {
+            Value::Str(s) => s.clone(),
+            Value::Int(i) => i.to_string(),
+            _ => {
+                self.wrong_type(node, path, &format!("{what} (a string)"));
+                return None;
+            }
+        };
+        match validate_id(&text) {
+            Ok(()) => Some(Spanned::new(text, node.span)),
+            Err(m) => {
+                self.err(codes::INVALID_ID, node.span, format!("{what} `{}` in `{path}` {m}", shown(&text)), None);
+                None
+            }
+        }
+    }
+
+    /// Free text (`name`, `description`...): a string or a number.
+    fn text(&mut self, node: Option<&Node>, path: &str) -> Option<String> {
+        let node = node?;
+        match &node.value {
+            Value::Str(s) => Some(s.clone()),
+            Value::Int(_) | Value::Float(_) => node.scalar_text(),
+            _ => {
+                self.wrong_type(node, path, "a string");
+                None
+            }
+        }
+    }
+
+    /// A list of ids; duplicates are reported.
+    fn id_list(&mut self, node: &Node, path: &str, what: &str) -> Vec<Spanned<String>> {
+        let Some(items) = node.as_seq() else {
+            self.wrong_type(node, path, &format!("a list of {what}s (strings)"));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut seen: HashMap<String, Span> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            if let Some(id) = self.id(item, &format!("{path}[{i}]"), what) {
+                if let Some(first) = seen.get(&id.value) {
+                    self.err(
+                        codes::DUPLICATE,
+                        id.span,
+                        format!("`{path}` lists {what} `{}` twice (first at line {})", shown(&id.value), first.line),
+                        None,
+                    );
+                } else {
+                    seen.insert(id.value.clone(), id.span);
+                    out.push(id);
+                }
+            }
+        }
+        out
+    }
+
+    /// A reference to a user, group or service account.
+    fn subject_ref(&mut self, node: &Node, path: &str) -> Option<Spanned<ObjectRef>> {
+        let Some(text) = node.as_str() else {
+            self.wrong_type(node, path, "a reference such as `user:alice` (a string)");
+            return None;
+        };
+        match ObjectRef::parse(text) {
+            Ok(r) if r.ty.is_subject() => Some(Spanned::new(r, node.span)),
+            Ok(r) => {
+                self.err(
+                    codes::INVALID_REFERENCE,
+                    node.span,
+                    format!("`{path}` must name a user, group or service account, found `{}`", shown(&r.to_string())),
+                    Some("write `user:ID`, `group:ID` or `service_account:ID`".to_string()),
+                );
+                None
+            }
+            Err(e) => {
+                let hint = match text.split_once(':') {
+                    None if validate_id(text).is_ok() => {
+                        Some(format!("did you mean `user:{0}` or `group:{0}`?", shown(text)))
+                    }
+                    Some((ty, id)) if ObjectType::parse(ty).is_none() => {
+                        did_you_mean(ty, ["user", "group", "service_account"])
+                            .map(|t| format!("did you mean `{t}:{}`?", shown(id)))
+                    }
+                    _ => None,
+                };
+                self.err(codes::INVALID_REFERENCE, node.span, format!("`{path}`: {}", e.message), hint);
+                None
+            }
+        }
+    }
+
+    /// A section that may be absent or null (empty).
+    fn section<'a>(fields: &Fields<'a>, key: &str) -> Option<&'a Node> {
+        fields.get(key)
+    }
+
+    /// A section written as a map `id -> entry`; yields `(id, entry)` for
+    /// valid, not duplicated ids.
+    fn id_map<'a>(&mut self, node: &'a Node, path: &str, what: &str) -> Vec<(Spanned<String>, &'a Node)> {
+        let Some(entries) = node.as_map() else {
+            self.wrong_type(node, path, &format!("a map from {what} id to its declaration"));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut seen: HashMap<String, Span> = HashMap::new();
+        for (k, v) in entries {
+            let Some(id) = self.id(k, path, &format!("{what} id")) else { continue };
+            if let Some(first) = seen.get(&id.value) {
+                self.err(
+                    codes::DUPLICATE,
+                    id.span,
+                    format!("`{path}` declares `{}` twice (first at line {})", shown(&id.value), first.line),
+                    None,
+                );
+                continue;
+            }
+            seen.insert(id.value.clone(), id.span);
+            out.push((id, v));
+        }
+        out
+    }
+
+    fn policy(&mut self, root: &Node) -> PolicyFile {
+        let mut file = PolicyFile::default();
+        if root.is_null() {
+            return file;
+        }
+        let Some(top) = self.fields(root, "", TOP_LEVEL_KEYS) else {
+            // fields() said "`` must be a map"; say it better.
+            if let Some(f) = self.findings.last_mut() {
+                f.message = format!(
+                    "a policy file must be a map (keys: {}), found {}",
+                    TOP_LEVEL_KEYS.join(", "),
+                    root.type_name()
+                );
+            }
+            return file;
+        };
+        if let Some(t) = top.get("tenant") {
+            file.tenant = self.id(t, "tenant", "tenant id");
+        }
+        if let Some(n) = Self::section(&top, "applications") {
+            for (id, entry) in self.id_map(n, "applications", "application") {
+                if let Some(app) = self.application(id, entry) {
+                    file.applications.push(app);
+                }
+            }
+        }
+        if let Some(n) = Self::section(&top, "roles") {
+            for (id, entry) in self.id_map(n, "roles", "role") {
+                if let Some(role) = self.role(id, entry) {
+                    file.roles.push(role);
+                }
+            }
+        }
+        if let Some(n) = Self::section(&top, "users") {
+            file.users = self.subjects(n, "users", "user");
+        }
+        if let Some(n) = Self::section(&top, "service_accounts") {
+            file.service_accounts = self.subjects(n, "service_accounts", "service account");
+        }
+        if let Some(n) = Self::section(&top, "groups") {
+            for (id, entry) in self.id_map(n, "groups", "group") {
+                if let Some(group) = self.group(id, entry) {
+                    file.groups.push(group);
+                }
+            }
+        }
+        if let Some(n) = Self::section(&top, "bindings") {
+            match n.as_seq() {
+                Some(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(b) = self.binding(item, &format!("bindings[{i}]")) {
+                            file.bindings.push(b);
+                        }
+                    }
+                }
+                None => self.wrong_type(n, "bindings", "a list of bindings"),
+            }
+        }
+        if let Some(n) = Self::section(&top, "assertions") {
+            match n.as_seq() {
+                Some(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(a) = self.assertion(item, &format!("assertions[{i}]")) {
+                            file.assertions.push(a);
+                        }
+                    }
+                }
+                None => self.wrong_type(n, "assertions", "a list of assertions"),
+            }
+        }
+        file
+    }
+
+    fn application(&mut self, id: Spanned<String>, entry: &Node) -> Option<AppDecl> {
+        let path = format!("applications.{}", shown(&id.value));
+        let f = self.fields(entry, &path, APPLICATION_KEYS)?;
+        let name = self.text(f.get("name"), &format!("{path}.name"));
+        let resource = self.text(f.get("resource"), &format!("{path}.resource"));
+        if let (Some(r), Some(node)) = (&resource, f.get("resource")) {
+            if let Err(m) = check_resource_uri(r) {
+                self.err(
+                    codes::INVALID_VALUE,
+                    node.span,
+                    format!("`{path}.resource` `{}` {m}", shown(r)),
+                    Some("example: https://mcp.example.com/github".to_string()),
+                );
+            }
+        }
+        let scopes_supported = match f.raw("scopes_supported") {
+            Some(n) => self.id_list(n, &format!("{path}.scopes_supported"), "scope"),
+            None => {
+                self.missing(
+                    id.span,
+                    &path,
+                    "scopes_supported",
+                    Some("list the scopes the application understands".into()),
+                );
+                return None;
+            }
+        };
+        Some(AppDecl { id, name, resource, scopes_supported })
+    }
+
+    fn role(&mut self, id: Spanned<String>, entry: &Node) -> Option<RoleDecl> {
+        let path = format!("roles.{}", shown(&id.value));
+        let f = self.fields(entry, &path, ROLE_KEYS)?;
+        let name = self.text(f.get("name"), &format!("{path}.name"));
+        let description = self.text(f.get("description"), &format!("{path}.description"));
+        let scopes = match f.raw("scopes") {
+            Some(n) => self.id_list(n, &format!("{path}.scopes"), "scope"),
+            None => {
+                self.missing(id.span, &path, "scopes", Some("list the scopes the role grants".into()));
+                return None;
+            }
+        };
+        Some(RoleDecl { id, name, description, scopes })
+    }
+
+    /// `users` / `service_accounts`: a list of ids or a map id -> {name?, email?} (or null).
+    fn subjects(&mut self, node: &Node, path: &str, what: &str) -> Vec<SubjectDecl> {
+        match &node.value {
+            Value::Seq(_) => self
+                .id_list(node, path, &format!("{what} id"))
+                .into_iter()
+                .map(|id| SubjectDecl { id, name: None, email: None })
+                .collect(),
+            Value::Map(_) => {
+                let mut out = Vec::new();
+                for (id, entry) in self.id_map(node, path, what) {
+                    if entry.is_null() {
+                        out.push(SubjectDecl { id, name: None, email: None });
+                        continue;
+                    }
+                    let p = format!("{path}.{}", shown(&id.value));
+                    let Some(f) = self.fields(entry, &p, SUBJECT_KEYS) else { continue };
+                    let name = self.text(f.get("name"), &format!("{p}.name"));
+                    let email = self.text(f.get("email"), &format!("{p}.email"));
+                    out.push(SubjectDecl { id, name, email });
+                }
+                out
+            }
+            _ => {
+                self.wrong_type(
+                    node,
+                    path,
+                    &format!("a list of {what} ids or a map from {what} id to {{name, email}}"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn group(&mut self, id: Spanned<String>, entry: &Node) -> Option<GroupDecl> {
+        let path = format!("groups.{}", shown(&id.value));
+        let f = self.fields(entry, &path, GROUP_KEYS)?;
+        let name = self.text(f.get("name"), &format!("{path}.name"));
+        let Some(members_node) = f.raw("members") else {
+            self.missing(id.span, &path, "members", Some("use `members: []` for an empty group".into()));
+            return None;
+        };
+        let mpath = format!("{path}.members");
+        let Some(items) = members_node.as_seq() else {
+            self.wrong_type(members_node, &mpath, "a list of references such as `user:alice`");
+            return None;
+        };
+        let mut members = Vec::new();
+        let mut seen: HashMap<ObjectRef, Span> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let Some(r) = self.subject_ref(item, &format!("{mpath}[{i}]")) else { continue };
+            if let Some(first) = seen.get(&r.value) {
+                self.err(
+                    codes::DUPLICATE,
+                    r.span,
+                    format!("`{mpath}` lists `{}` twice (first at line {})", shown(&r.value.to_string()), first.line),
+                    None,
+                );
+                continue;
+            }
+            seen.insert(r.value.clone(), r.span);
+            members.push(r);
+        }
+        Some(GroupDecl { id, name, members })
+    }
+
+    fn binding(&mut self, item: &Node, path: &str) -> Option<BindingDecl> {
+        let f = self.fields(item, path, BINDING_KEYS)?;
+        let subject = match f.raw("subject") {
+            Some(n) => self.subject_ref(n, &format!("{path}.subject")),
+            None => {
+                self.missing(item.span, path, "subject", Some("e.g. `subject: group:engineering`".into()));
+                None
+            }
+        };
+        let role = match f.raw("role") {
+            Some(n) => self.id(n, &format!("{path}.role"), "role id"),
+            None => {
+                self.missing(item.span, path, "role", None);
+                None
+            }
+        };
+        let application =
+            f.get("application").and_then(|n| self.id(n, &format!("{path}.application"), "application id"));
+        let conditions_node = f.get("conditions");
+        let mut conditions = match conditions_node {
+            Some(n) => self.conditions(n, &format!("{path}.conditions")),
+            None => Conditions::default(),
+        };
+        // `expires_at` / `not_before` may also sit on the binding itself.
+        for key in ["not_before", "expires_at"] {
+            let Some(n) = f.get(key) else { continue };
+            let Some(t) = self.timestamp(n, &format!("{path}.{key}")) else { continue };
+            let slot = if key == "expires_at" { &mut conditions.expires_at } else { &mut conditions.not_before };
+            if slot.is_some() {
+                self.err(
+                    codes::INVALID_CONDITION,
+                    f.key_span(key).unwrap_or(n.span),
+                    format!("`{path}` sets `{key}` both on the binding and in its conditions"),
+                    Some("keep only one of them".into()),
+                );
+            } else {
+                *slot = Some(t);
+            }
+        }
+        if let (Some(nb), Some(exp)) = (conditions.not_before, conditions.expires_at) {
+            if nb >= exp {
+                let span = f.get("not_before").map(|n| n.span).or(conditions_node.map(|n| n.span)).unwrap_or(item.span);
+                self.err(
+                    codes::INVALID_CONDITION,
+                    span,
+                    format!("`{path}` can never apply: `not_before` ({nb}) is not before `expires_at` ({exp})"),
+                    None,
+                );
+            }
+        }
+        Some(BindingDecl {
+            span: item.span,
+            subject: subject?,
+            role: role?,
+            application,
+            conditions,
+            conditions_span: conditions_node.map(|n| n.span),
+        })
+    }
+
+    fn timestamp(&mut self, node: &Node, path: &str) -> Option<Timestamp> {
+        let Some(text) = node.as_str() else {
+            self.err(
+                codes::INVALID_CONDITION,
+                node.span,
+                format!("`{path}` must be an RFC 3339 time, found {}", node.type_name()),
+                Some("example: 2026-12-31T23:59:59Z".into()),
+            );
+            return None;
+        };
+        match Timestamp::parse(text) {
+            Ok(t) => Some(t),
+            Err(m) => {
+                self.err(codes::INVALID_CONDITION, node.span, format!("`{path}`: {m}"), None);
+                None
+            }
+        }
+    }
+
+    /// Reports an unknown key of a conditions map (or sub-map) as
+    /// `invalid_condition`: re-labels the findings `fields()` just added.
+    fn condition_fields<'a>(&mut self, node: &'a Node, path: &str, allowed: &[&'static str]) -> Option<Fields<'a>> {
+        let before = self.findings.len();
+        let f = self.fields(node, path, allowed);
+        for finding in self.findings.iter_mut().skip(before) {
+            if finding.code == codes::UNKNOWN_KEY {
+                finding.code = codes::INVALID_CONDITION;
+                finding.message = finding.message.replacen("unknown key", "unknown condition", 1);
+            }
+        }
+        f
+    }
+
+    fn conditions(&mut self, node: &Node, path: &str) -> Conditions {
+        let mut c = Conditions::default();
+        let Some(f) = self.condition_fields(node, path, CONDITION_KEYS) else { return c };
+        if let Some(m) = f.get("mfa") {
+            let mpath = format!("{path}.mfa");
+            if let Some(mf) = self.condition_fields(m, &mpath, MFA_KEYS) {
+                let mut mfa = MfaCondition { required: true, max_age: None };
+                if let Some(r) = mf.get("required") {
+                    match r.value {
+                        Value::Bool(b) => mfa.required = b,
+                        _ => self.err(
+                            codes::INVALID_CONDITION,
+                            r.span,
+                            format!("`{mpath}.required` must be true or false, found {}", r.type_name()),
+                            None,
+                        ),
+                    }
+                }
+                if let Some(a) = mf.get("max_age") {
+                    match a.as_str().map(parse_duration) {
+                        Some(Ok(d)) => mfa.max_age = Some(d),
+                        Some(Err(m)) => {
+                            self.err(codes::INVALID_CONDITION, a.span, format!("`{mpath}.max_age`: {m}"), None)
+                        }
+                        None => self.err(
+                            codes::INVALID_CONDITION,
+                            a.span,
+                            format!("`{mpath}.max_age` must be a duration, found {}", a.type_name()),
+                            Some("write a unit, e.g. `15m`, `4h`".into()),
+                        ),
+                    }
+                }
+                c.mfa = Some(mfa);
+            }
+        }
+        if let Some(ip) = f.get("ip") {
+            let ipath = format!("{path}.ip");
+            if let Some(ipf) = self.condition_fields(ip, &ipath, IP_KEYS) {
+                match ipf.get("allow") {
+                    None => self.missing(ip.span, &ipath, "allow", Some("e.g. `allow: [10.0.0.0/8]`".into())),
+                    Some(list) => match list.as_seq() {
+                        None => self.err(
+                            codes::INVALID_CONDITION,
+                            list.span,
+                            format!("`{ipath}.allow` must be a list of IP ranges, found {}", list.type_name()),
+                            Some("e.g. `allow: [10.0.0.0/8, 2001:db8::/32]`".into()),
+                        ),
+                        Some([]) => self.err(
+                            codes::INVALID_CONDITION,
+                            list.span,
+                            format!("`{ipath}.allow` is empty: no address could ever match"),
+                            None,
+                        ),
+                        Some(items) => {
+                            let mut allow = Vec::new();
+                            for (i, item) in items.iter().enumerate() {
+                                match item.as_str().map(parse_net) {
+                                    Some(Ok(net)) => allow.push(net),
+                                    Some(Err(m)) => self.err(
+                                        codes::INVALID_CONDITION,
+                                        item.span,
+                                        format!("`{ipath}.allow[{i}]`: {m}"),
+                                        None,
+                                    ),
+                                    None => self.err(
+                                        codes::INVALID_CONDITION,
+                                        item.span,
+                                        format!(
+                                            "`{ipath}.allow[{i}]` must be an IP range (a string), found {}",
+                                            item.type_name()
+                                        ),
+                                        None,
+                                    ),
+                                }
+                            }
+                            if allow.len() == items.len() {
+                                c.ip = Some(IpCondition { allow });
+                            }
+                        }
+                    },
+                }
+            }
+        }
+        for key in ["not_before", "expires_at"] {
+            if let Some(n) = f.get(key) {
+                let t = self.timestamp(n, &format!("{path}.{key}"));
+                if key == "expires_at" {
+                    c.expires_at = t;
+                } else {
+                    c.not_before = t;
+                }
+            }
+        }
+        c
+    }
+
+    fn assertion(&mut self, item: &Node, path: &str) -> Option<AssertionDecl> {
+        let f = self.fields(item, path, ASSERTION_KEYS)?;
+        let name = self.text(f.get("name"), &format!("{path}.name"));
+        let subject = match f.raw("subject") {
+            Some(n) => self.subject_ref(n, &format!("{path}.subject")),
+            None => {
+                self.missing(item.span, path, "subject", Some("e.g. `subject: user:alice`".into()));
+                None
+            }
+        };
+        let application =
+            f.get("application").and_then(|n| self.id(n, &format!("{path}.application"), "application id"));
+        let scope = f.get("scope").and_then(|n| self.id(n, &format!("{path}.scope"), "scope"));
+        let context = match f.get("context") {
+            Some(n) if n.as_map().is_some() => Some(n.to_json()),
+            Some(n) => {
+                self.wrong_type(n, &format!("{path}.context"), "a map (e.g. `{mfa: {present: true}, ip: 10.1.2.3}`)");
+                None
+            }
+            None => None,
+        };
+        let expect = match f.get("expect") {
+            Some(n) => match n.as_str() {
+                Some(s) if EXPECT_VALUES.contains(&s) => Some(Spanned::new(s.to_string(), n.span)),
+                other => {
+                    let text = other
+                        .map(str::to_string)
+                        .or_else(|| n.scalar_text())
+                        .unwrap_or_else(|| n.type_name().to_string());
+                    let hint = match did_you_mean(&text, EXPECT_VALUES.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("expected one of {}", EXPECT_VALUES.join(", ")),
+                    };
+                    self.err(
+                        codes::INVALID_EXPECT,
+                        n.span,
+                        format!("`{path}.expect` must be allow, deny or step_up, found `{}`", shown(&text)),
+                        Some(hint),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let expect_access = f.get("expect_access").map(Node::to_json);
+        let expect_token_scope = f.get("expect_token_scope").map(Node::to_json);
+        let has_expectation = ["expect", "expect_access", "expect_token_scope"].iter().any(|k| f.get(k).is_some());
+        if !has_expectation {
+            self.missing(
+                item.span,
+                path,
+                "expect",
+                Some("an assertion needs `expect`, `expect_access` or `expect_token_scope`".into()),
+            );
+        }
+        if f.get("expect").is_some() && f.get("scope").is_none() {
+            self.missing(item.span, path, "scope", Some("`expect` checks one scope: add `scope: ...`".into()));
+        }
+        Some(AssertionDecl {
+            span: item.span,
+            name,
+            subject: subject?,
+            application,
+            scope,
+            context,
+            expect,
+            expect_access,
+            expect_token_scope,
+        })
+    }
+}
+
+/// An OAuth resource indicator: an absolute URI, no fragment, no whitespace.
+fn check_resource_uri(s: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return Err("is not an absolute URI (expected `scheme://...`)".into());
+    };
+    let scheme_ok = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok || rest.is_empty() {
+        return Err("is not an absolute URI (expected `scheme://host/...`)".into());
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("contains whitespace".into());
+    }
+    if s.contains('#') {
+        return Err("must not contain a fragment (`#...`)".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::{collections::BTreeSet, time::Duration};
+
+    const FULL: &str = r#"tenant: acme
+applications:
+  github-mcp:
+    name: GitHub MCP
+    resource: https://mcp.acme.example/github
+    scopes_supported: [repo:read, pr:write]
+  deploy-mcp:
+    scopes_supported:
+      - deploy:prod
+roles:
+  pr-writer:
+    name: PR Writer
+    description: Can open and update pull requests
+    scopes: [repo:read, pr:write]
+  deployer:
+    scopes: [deploy:prod]
+users:
+  - alice
+  - bob
+  - 42
+service_accounts:
+  ci-bot: {name: CI bot}
+  release-bot:
+groups:
+  engineering:
+    name: Engineering
+    members: [user:alice, user:bob, group:sre, service_account:ci-bot]
+  sre:
+    members: [user:carol]
+bindings:
+  - subject: group:engineering
+    role: pr-writer
+    application: github-mcp
+    conditions:
+      mfa: {required: true, max_age: 15m}
+      ip: {allow: [10.0.0.0/8, "2001:db8::/32"]}
+    expires_at: 2026-12-31T00:00:00Z
+  - subject: user:alice
+    role: deployer
+    application: null
+    not_before: 2026-01-01T00:00:00Z
+assertions:
+  - name: alice deploys with mfa
+    subject: user:alice
+    application: deploy-mcp
+    scope: deploy:prod
+    context: {mfa: {present: true}, ip: 10.1.2.3, now: 2026-06-01T00:00:00Z}
+    expect: step_up
+  - subject: user:bob
+    expect_access: [{application: github-mcp, scopes: [repo:read]}]
+"#;
+
+    fn sp(line: usize, col: usize) -> Span {
+        Span { line, col }
+    }
+
+    fn findings(text: &str) -> Vec<Finding> {
+        parse_policy(text).expect_err("expected findings")
+    }
+
+    /// The only finding, checking its code and position.
+    fn one(text: &str, code: &str, line: usize, col: usize) -> Finding {
+        let fs = findings(text);
+        assert_eq!(fs.len(), 1, "{fs:#?}");
+        let f = fs.into_iter().next().unwrap();
+        assert_eq!((f.code, f.span), (code, sp(line, col)), "{f}");
+        assert_eq!(f.severity, Severity::Error);
+        f
+    }
+
+    #[test]
+    fn full_file_round_trip() {
+        let p = parse_policy(FULL).unwrap_or_else(|fs| panic!("{fs:#?}"));
+        assert_eq!(p.tenant_id(), "acme");
+        assert_eq!(p.tenant.as_ref().unwrap().span, sp(1, 9));
+
+        assert_eq!(p.applications.len(), 2);
+        let gh = &p.applications[0];
+        assert_eq!(gh.id, Spanned::new("github-mcp".to_string(), sp(3, 3)));
+        assert_eq!(gh.name.as_deref(), Some("GitHub MCP"));
+        assert_eq!(gh.resource.as_deref(), Some("https://mcp.acme.example/github"));
+        let scopes: Vec<&str> = gh.scopes_supported.iter().map(|s| s.value.as_str()).collect();
+        assert_eq!(scopes, ["repo:read", "pr:write"]);
+        assert_eq!(gh.scopes_supported[1].span, sp(6, 35));
+        assert_eq!(p.applications[1].scopes_supported[0].span, sp(9, 9));
+
+        assert_eq!(p.roles[0].id.value, "pr-writer");
+        assert_eq!(p.roles[0].description.as_deref(), Some("Can open and update pull requests"));
+        assert_eq!(p.roles[1].name, None);
+
+        let users: Vec<&str> = p.users.iter().map(|u| u.id.value.as_str()).collect();
+        assert_eq!(users, ["alice", "bob", "42"]);
+        assert_eq!(p.users[2].id.span, sp(20, 5));
+        assert_eq!(p.service_accounts[0].name.as_deref(), Some("CI bot"));
+        assert_eq!(p.service_accounts[1].id.value, "release-bot");
+
+        let eng = &p.groups[0];
+        assert_eq!(eng.members.len(), 4);
+        assert_eq!(eng.members[2].value, ObjectRef::new(ObjectType::Group, "sre"));
+        assert_eq!(eng.members[3].value, ObjectRef::new(ObjectType::ServiceAccount, "ci-bot"));
+        assert_eq!(eng.members[0].span, sp(27, 15));
+
+        let b = &p.bindings[0];
+        assert_eq!(b.span, sp(31, 5));
+        assert_eq!(b.subject.value, ObjectRef::new(ObjectType::Group, "engineering"));
+        assert_eq!(b.role.value, "pr-writer");
+        assert_eq!(b.application.as_ref().unwrap().value, "github-mcp");
+        assert_eq!(b.conditions.mfa, Some(MfaCondition { required: true, max_age: Some(Duration::from_secs(900)) }));
+        assert_eq!(b.conditions.ip.as_ref().unwrap().allow.len(), 2);
+        assert_eq!(b.conditions.expires_at, Some(Timestamp::parse("2026-12-31T00:00:00Z").unwrap()));
+        assert_eq!(b.conditions_span, Some(sp(35, 7)));
+        let b2 = &p.bindings[1];
+        assert_eq!(b2.application, None, "null = tenant-wide");
+        assert_eq!(b2.conditions.not_before, Some(Timestamp::parse("2026-01-01T00:00:00Z").unwrap()));
+        assert_eq!(b2.conditions_span, None);
+
+        let a = &p.assertions[0];
+        assert_eq!(a.span, sp(43, 5));
+        assert_eq!(a.name.as_deref(), Some("alice deploys with mfa"));
+        assert_eq!(a.expect.as_ref().unwrap().value, "step_up");
+        assert_eq!(
+            a.context,
+            Some(serde_json::json!({"mfa": {"present": true}, "ip": "10.1.2.3", "now": "2026-06-01T00:00:00Z"}))
+        );
+        let a2 = &p.assertions[1];
+        assert_eq!(a2.expect, None);
+        assert_eq!(a2.expect_access, Some(serde_json::json!([{"application": "github-mcp", "scopes": ["repo:read"]}])));
+
+        // Serializes, and the JSON form of the same policy parses to the same data (positions aside).
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["bindings"][0]["subject"]["value"], "group:engineering");
+        assert_eq!(json["bindings"][0]["conditions"]["mfa"]["max_age"], "15m");
+    }
+
+    #[test]
+    fn json_policy_and_empty_file() {
+        let p = parse_policy(r#"{"roles": {"r": {"scopes": ["a:b"]}}, "users": {"alice": {"email": "a@x.example"}}}"#)
+            .unwrap();
+        assert_eq!(p.roles[0].scopes[0].value, "a:b");
+        assert_eq!(p.users[0].email.as_deref(), Some("a@x.example"));
+        assert_eq!(p.tenant_id(), DEFAULT_TENANT);
+        assert_eq!(parse_policy("").unwrap(), PolicyFile::default());
+        assert_eq!(parse_policy("# nothing yet\nusers:\n").unwrap(), PolicyFile::default());
+    }
+
+    #[test]
+    fn yaml_syntax_and_duplicate_keys() {
+        let f = one("roles:\n  r: [a\nusers: x\n", codes::YAML_SYNTAX, 3, 6);
+        assert!(f.message.starts_with("yaml syntax error"), "{f}");
+        let f = one("roles:\n  r:\n    scopes: []\n  r:\n    scopes: []\n", codes::DUPLICATE, 4, 3);
+        assert!(f.message.contains("first at line 2"), "{f}");
+        let f = one("a: &x 1\nb: *x\n", codes::YAML_SYNTAX, 2, 4);
+        assert!(f.message.contains("aliases are not supported"), "{f}");
+        let f = one(&"[".repeat(10_000), codes::YAML_SYNTAX, 1, 256);
+        assert!(f.message.contains("depth"), "{f}");
+    }
+
+    #[test]
+    fn wrong_types() {
+        let f = one("roles:\n  pr-writer:\n    scopes: {a: b}\n", codes::WRONG_TYPE, 3, 13);
+        assert_eq!(f.message, "`roles.pr-writer.scopes` must be a list of scopes (strings), found a map");
+        one("- a\n", codes::WRONG_TYPE, 1, 1);
+        one("users: 3\n", codes::WRONG_TYPE, 1, 8);
+        one("bindings: {a: 1}\n", codes::WRONG_TYPE, 1, 11);
+        one("applications:\n  a:\n    name: [x]\n    scopes_supported: []\n", codes::WRONG_TYPE, 3, 11);
+        one("groups:\n  g: {members: [1]}\n", codes::WRONG_TYPE, 2, 17);
+        one("assertions:\n  - {subject: user:a, expect_access: [], context: 3}\n", codes::WRONG_TYPE, 2, 51);
+    }
+
+    #[test]
+    fn unknown_keys_with_hints() {
+        let fs = findings("roles:\n  r:\n    scope: [a]\n");
+        assert_eq!(fs.len(), 2, "{fs:#?}");
+        assert_eq!((fs[0].code, fs[0].span), (codes::MISSING_KEY, sp(2, 3)), "then `scopes` is missing");
+        assert_eq!((fs[1].code, fs[1].span), (codes::UNKNOWN_KEY, sp(3, 5)));
+        assert_eq!(fs[1].message, "unknown key `scope` in `roles.r`");
+        assert_eq!(fs[1].hint.as_deref(), Some("did you mean `scopes`?"));
+        // `scopes` is then also missing.
+        let fs = findings("roles:\n  r:\n    scope: [a]\n    scopes: [b]\n    colour: red\n");
+        assert_eq!(fs.len(), 2, "{fs:#?}");
+        assert_eq!(fs[1].code, codes::UNKNOWN_KEY);
+        assert!(fs[1].hint.as_deref().unwrap().starts_with("allowed keys: "), "{:?}", fs[1].hint);
+        let f = one("Users: [a]\n", codes::UNKNOWN_KEY, 1, 1);
+        assert_eq!(f.hint.as_deref(), Some("did you mean `users`?"));
+        one("bindings:\n  - {subject: user:a, role: r, app: x}\n", codes::UNKNOWN_KEY, 2, 32);
+    }
+
+    #[test]
+    fn missing_keys() {
+        let fs = findings("roles:\n  r: {name: R}\n");
+        assert_eq!((fs[0].code, fs[0].span), (codes::MISSING_KEY, sp(2, 3)));
+        assert_eq!(fs[0].message, "`roles.r` is missing `scopes`");
+        one("applications:\n  a: {}\n", codes::MISSING_KEY, 2, 3);
+        one("groups:\n  g:\n    name: G\n", codes::MISSING_KEY, 2, 3);
+        let fs = findings("bindings:\n  - application: x\n");
+        assert_eq!(fs.len(), 2, "subject and role: {fs:#?}");
+        assert!(fs.iter().all(|f| f.code == codes::MISSING_KEY && f.span == sp(2, 5)));
+        one("assertions:\n  - subject: user:a\n", codes::MISSING_KEY, 2, 5);
+        one("assertions:\n  - {subject: user:a, expect: allow}\n", codes::MISSING_KEY, 2, 5);
+    }
+
+    #[test]
+    fn invalid_ids_and_references() {
+        let f = one("users: [alice, \"b ob\"]\n", codes::INVALID_ID, 1, 16);
+        assert!(f.message.contains("contains ` `"), "{f}");
+        one("roles:\n  \"a/b\": {scopes: []}\n", codes::INVALID_ID, 2, 3);
+        one("tenant: \"\"\n", codes::INVALID_ID, 1, 9);
+        one("roles:\n  r: {scopes: [\"x y\"]}\n", codes::INVALID_ID, 2, 16);
+        let f = one("groups:\n  g: {members: [alice]}\n", codes::INVALID_REFERENCE, 2, 17);
+        assert_eq!(f.hint.as_deref(), Some("did you mean `user:alice` or `group:alice`?"));
+        let f = one("groups:\n  g: {members: [usr:alice]}\n", codes::INVALID_REFERENCE, 2, 17);
+        assert_eq!(f.hint.as_deref(), Some("did you mean `user:alice`?"));
+        let f = one("groups:\n  g: {members: [role:admin]}\n", codes::INVALID_REFERENCE, 2, 17);
+        assert!(f.message.contains("user, group or service account"), "{f}");
+        one("bindings:\n  - {subject: tenant, role: r}\n", codes::INVALID_REFERENCE, 2, 15);
+    }
+
+    #[test]
+    fn invalid_conditions() {
+        let b = |c: &str| format!("bindings:\n  - subject: user:a\n    role: r\n    conditions: {c}\n");
+        let f = one(&b("{mfaa: {}}"), codes::INVALID_CONDITION, 4, 18);
+        assert_eq!(f.hint.as_deref(), Some("did you mean `mfa`?"));
+        assert!(f.message.starts_with("unknown condition `mfaa`"), "{f}");
+        let f = one(&b("{mfa: {max_age: soon}}"), codes::INVALID_CONDITION, 4, 33);
+        assert!(f.message.contains("not a duration"), "{f}");
+        one(&b("{mfa: {max_age: 900}}"), codes::INVALID_CONDITION, 4, 33);
+        one(&b("{mfa: {required: yes}}"), codes::INVALID_CONDITION, 4, 34);
+        let f = one(&b("{ip: {allow: [10.0.0.0/8, 10.0.0.0/99]}}"), codes::INVALID_CONDITION, 4, 43);
+        assert!(f.message.contains("not an IP range"), "{f}");
+        one(&b("{ip: {allow: []}}"), codes::INVALID_CONDITION, 4, 30);
+        let fs = findings(&b("{ip: {allwo: [1.2.3.4]}}"));
+        let got: Vec<(&str, Span)> = fs.iter().map(|f| (f.code, f.span)).collect();
+        assert_eq!(got, [(codes::MISSING_KEY, sp(4, 22)), (codes::INVALID_CONDITION, sp(4, 23))]);
+        assert_eq!(fs[1].hint.as_deref(), Some("did you mean `allow`?"));
+        let f = one(&b("{expires_at: tomorrow}"), codes::INVALID_CONDITION, 4, 30);
+        assert!(f.message.contains("RFC 3339"), "{f}");
+        let both = "bindings:\n  - subject: user:a\n    role: r\n    conditions: {expires_at: 2026-01-01T00:00:00Z}\n    expires_at: 2026-02-01T00:00:00Z\n";
+        one(both, codes::INVALID_CONDITION, 5, 5);
+        let empty_window = "bindings:\n  - subject: user:a\n    role: r\n    not_before: 2026-02-01T00:00:00Z\n    expires_at: 2026-01-01T00:00:00Z\n";
+        one(empty_window, codes::INVALID_CONDITION, 4, 17);
+        // mfa with defaults.
+        let p = parse_policy(&b("{mfa: {}}")).unwrap();
+        assert_eq!(p.bindings[0].conditions.mfa, Some(MfaCondition { required: true, max_age: None }));
+    }
+
+    #[test]
+    fn invalid_expect() {
+        let f = one("assertions:\n  - {subject: user:a, scope: s, expect: alow}\n", codes::INVALID_EXPECT, 2, 41);
+        assert_eq!(f.hint.as_deref(), Some("did you mean `allow`?"));
+        let f = one("assertions:\n  - {subject: user:a, scope: s, expect: true}\n", codes::INVALID_EXPECT, 2, 41);
+        assert!(f.message.contains("`true`"), "{f}");
+    }
+
+    #[test]
+    fn duplicates_name_the_first_line() {
+        let f = one("users:\n  - alice\n  - bob\n  - alice\n", codes::DUPLICATE, 4, 5);
+        assert!(f.message.contains("first at line 2"), "{f}");
+        one("users:\n  1: {}\n  \"1\": {}\n", codes::DUPLICATE, 3, 3);
+        let f = one("groups:\n  g:\n    members:\n      - user:a\n      - user:a\n", codes::DUPLICATE, 5, 9);
+        assert!(f.message.contains("first at line 4"), "{f}");
+        one("roles:\n  r: {scopes: [a, b, a]}\n", codes::DUPLICATE, 2, 22);
+    }
+
+    #[test]
+    fn invalid_resource_uri() {
+        one("applications:\n  a: {resource: not a uri, scopes_supported: []}\n", codes::INVALID_VALUE, 2, 17);
+        one(
+            "applications:\n  a: {resource: \"https://x.example/#frag\", scopes_supported: []}\n",
+            codes::INVALID_VALUE,
+            2,
+            17,
+        );
+    }
+
+    #[test]
+    fn all_findings_are_collected_in_order() {
+        let text = "tenant: \"a b\"\nroles:\n  r: {scopes: 1}\nusers: [\"\"]\nbindings:\n  - {subject: x, role: r, colour: red}\n";
+        let fs = findings(text);
+        let codes: Vec<&str> = fs.iter().map(|f| f.code).collect();
+        assert_eq!(codes, ["invalid_id", "wrong_type", "invalid_id", "invalid_reference", "unknown_key"], "{fs:#?}");
+        let lines: Vec<usize> = fs.iter().map(|f| f.span.line).collect();
+        assert_eq!(lines, [1, 3, 4, 6, 6]);
+        assert!(fs[0].to_string().starts_with("1:9: error[invalid_id]: "), "{}", fs[0]);
+    }
+
+    #[test]
+    fn did_you_mean_helper() {
+        let keys = ["scopes", "name", "description"];
+        assert_eq!(did_you_mean("scope", keys), Some("scopes"));
+        assert_eq!(did_you_mean("scpoes", keys), Some("scopes"));
+        assert_eq!(did_you_mean("NAME", keys), Some("name"));
+        assert_eq!(did_you_mean("Description", keys), Some("description"));
+        assert_eq!(did_you_mean("colour", keys), None);
+        assert_eq!(did_you_mean("x", ["ip", "mfa"]), None);
+        assert_eq!(did_you_mean("mfaa", ["ip", "mfa"]), Some("mfa"));
+        assert_eq!(did_you_mean("", ["ip"]), None);
+        assert_eq!(did_you_mean(&"z".repeat(100_000), ["ip"]), None);
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+        assert_eq!(levenshtein("", "abc"), 3);
+    }
+
+    #[test]
+    fn hostile_inputs_never_panic() {
+        for text in [
+            "\u{0}",
+            "[]",
+            "42",
+            "\"x\"",
+            "~",
+            "{users: {a: [1]}}",
+            "{groups: {g: null}}",
+            "{roles: {r: {scopes: null}}}",
+            "{bindings: [null, 1, []]}",
+            "{assertions: [{subject: null, expect: [1]}]}",
+            "{? [a] : 1}",
+            "{1: 2}",
+            "{bindings: [{subject: user:a, role: r, conditions: [1]}]}",
+            "{users: {null: ~}}",
+        ] {
+            let _ = parse_policy(text);
+        }
+    }
+
+    fn keys_of(v: &serde_json::Value) -> BTreeSet<String> {
+        v["properties"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    fn set(keys: &[&str]) -> BTreeSet<String> {
+        keys.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn schema_matches_parser_keys() {
+        let schema: serde_json::Value = serde_json::from_str(include_str!("../../schema/policy.schema.json")).unwrap();
+        assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+        assert_eq!(keys_of(&schema), set(TOP_LEVEL_KEYS));
+        assert_eq!(schema["additionalProperties"], false);
+        let defs = &schema["$defs"];
+        for (def, keys) in [
+            ("application", APPLICATION_KEYS),
+            ("role", ROLE_KEYS),
+            ("subjectDetails", SUBJECT_KEYS),
+            ("group", GROUP_KEYS),
+            ("binding", BINDING_KEYS),
+            ("conditions", CONDITION_KEYS),
+            ("mfaCondition", MFA_KEYS),
+            ("ipCondition", IP_KEYS),
+            ("assertion", ASSERTION_KEYS),
+        ] {
+            assert_eq!(keys_of(&defs[def]), set(keys), "$defs.{def}");
+            assert_eq!(defs[def]["additionalProperties"], false, "$defs.{def}");
+        }
+        let expect: Vec<&str> = defs["assertion"]["properties"]["expect"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(expect, EXPECT_VALUES);
+    }
+}

@@ -1,0 +1,401 @@
+//! Questions asked of one tenant's facts: check, effective access and who
+//! can access, all read from the derived views of the engine. A denial is an
+//! answer ([`CheckOutcome`]), not an error; `Err` means the question could
+//! not be evaluated.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::engine::{AppId, EngineError, FactBase, Hold, NodeId, ScopeId, SubjectView};
+use crate::model::conditions::{format_duration, Unmet};
+use crate::model::{CondOutcome, Conditions, Context, ObjectRef, ObjectType, Timestamp};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("`{input}` is not a subject: {message}")]
+    BadSubject { input: String, message: String },
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allow,
+    StepUp,
+    Deny,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::StepUp => "step_up",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
+/// What a client must do to turn a `step_up` into an `allow`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepUp {
+    /// Longest acceptable MFA age (`None`: any MFA in this session).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+    #[serde(skip)]
+    pub max_age_secs: Option<u64>,
+    /// The scope to request again after stepping up.
+    pub scope: String,
+}
+
+/// The answer to a check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckOutcome {
+    pub decision: Decision,
+    /// Stable reason code: `granted`, `no_binding`, `role_lacks_scope`,
+    /// `scope_not_supported`, `unknown_subject`, `unknown_application`,
+    /// `subject_suspended`, `expired`, `not_yet_valid`,
+    /// `condition_unmet:ip`, `step_up_required:mfa`.
+    pub reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_up: Option<StepUp>,
+    /// The binding that decided (the first satisfied path), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding: Option<String>,
+}
+
+impl CheckOutcome {
+    fn deny(reason: &'static str) -> Self {
+        CheckOutcome { decision: Decision::Deny, reason, step_up: None, binding: None }
+    }
+}
+
+/// Resolves a subject reference (`user:alice`) to its node, if it exists.
+pub fn resolve_subject(fb: &FactBase, subject: &str) -> Result<Option<NodeId>, QueryError> {
+    let r = ObjectRef::parse(subject)
+        .map_err(|e| QueryError::BadSubject { input: subject.to_string(), message: e.message })?;
+    if !r.ty.is_subject() {
+        return Err(QueryError::BadSubject {
+            input: subject.to_string(),
+            message: format!("a `{}` cannot hold access (expected user, group or service_account)", r.ty),
+        });
+    }
+    Ok(fb.node_id(&r).filter(|&n| fb.node_known(n)))
+}
+
+/// Outcome of one binding's conditions: satisfied, step-up or unmet.
+pub fn binding_outcome(fb: &FactBase, hold: &Hold, ctx: &Context) -> CondOutcome {
+    match fb.binding(hold.binding) {
+        Some(rec) => rec.conditions.evaluate(ctx),
+        None => CondOutcome::Unmet(Unmet::Expired),
+    }
+}
+
+/// Combines the outcomes of the usable paths for one (app, scope): allow if
+/// one is satisfied, else step-up if one only lacks MFA, else deny naming
+/// the failed condition. `paths` are (binding text, outcome), in order.
+pub fn combine(paths: &[(String, CondOutcome)], scope: &str) -> CheckOutcome {
+    if let Some((b, _)) = paths.iter().find(|(_, o)| *o == CondOutcome::Satisfied) {
+        return CheckOutcome { decision: Decision::Allow, reason: "granted", step_up: None, binding: Some(b.clone()) };
+    }
+    // The most lenient step-up: the largest acceptable MFA age (None = any).
+    let mut best: Option<Option<Duration>> = None;
+    for (_, o) in paths {
+        if let CondOutcome::StepUp { max_age } = o {
+            best = Some(match (best, max_age) {
+                (None, m) => *m,
+                (Some(None), _) | (Some(_), None) => None,
+                (Some(Some(a)), Some(b)) => Some(a.max(*b)),
+            });
+        }
+    }
+    if let Some(max_age) = best {
+        return CheckOutcome {
+            decision: Decision::StepUp,
+            reason: "step_up_required:mfa",
+            step_up: Some(StepUp {
+                max_age: max_age.map(format_duration),
+                max_age_secs: max_age.map(|d| d.as_secs()),
+                scope: scope.to_string(),
+            }),
+            binding: None,
+        };
+    }
+    let worst = paths
+        .iter()
+        .filter_map(|(_, o)| match o {
+            CondOutcome::Unmet(u) => Some(*u),
+            _ => None,
+        })
+        .max_by_key(|u| match u {
+            Unmet::Ip => 3,
+            Unmet::NotYetValid => 2,
+            Unmet::Expired => 1,
+        });
+    CheckOutcome::deny(worst.map_or("no_binding", Unmet::code))
+}
+
+/// Why nothing is entitled: the scope is unsupported, the roles held there
+/// lack it, or nothing is bound there at all. Reads input facts only.
+pub fn no_grant_reason(fb: &FactBase, view: &SubjectView, app: AppId, scope: Option<ScopeId>) -> &'static str {
+    if scope.is_none_or(|x| !fb.app_supports(app, x)) {
+        return "scope_not_supported";
+    }
+    if view.holds.iter().any(|h| h.resource == app || h.resource.is_tenant()) {
+        "role_lacks_scope"
+    } else {
+        "no_binding"
+    }
+}
+
+/// May `subject` use `scope` on `application` in `ctx`?
+pub fn check(
+    fb: &FactBase,
+    subject: &str,
+    application: &str,
+    scope: &str,
+    ctx: &Context,
+) -> Result<CheckOutcome, QueryError> {
+    let Some(s) = resolve_subject(fb, subject)? else {
+        return Ok(CheckOutcome::deny("unknown_subject"));
+    };
+    let Some(app) = fb.app_id(application) else {
+        return Ok(CheckOutcome::deny("unknown_application"));
+    };
+    check_ids(fb, s, app, fb.scope_id(scope), scope, ctx)
+}
+
+/// [`check`] on resolved ids (the hot path).
+pub fn check_ids(
+    fb: &FactBase,
+    s: NodeId,
+    app: AppId,
+    scope: Option<ScopeId>,
+    scope_text: &str,
+    ctx: &Context,
+) -> Result<CheckOutcome, QueryError> {
+    let view = fb.view(s)?;
+    let entries = scope.map(|x| view.entries(app, x)).unwrap_or(&[]);
+    if entries.is_empty() {
+        return Ok(CheckOutcome::deny(no_grant_reason(fb, &view, app, scope)));
+    }
+    // Fast path: the first usable, satisfied binding decides.
+    let mut paths = Vec::with_capacity(entries.len());
+    for &(i, usable) in entries {
+        if !usable {
+            continue;
+        }
+        let hold = &view.holds[i as usize];
+        let o = binding_outcome(fb, hold, ctx);
+        if o == CondOutcome::Satisfied {
+            return Ok(CheckOutcome {
+                decision: Decision::Allow,
+                reason: "granted",
+                step_up: None,
+                binding: Some(fb.binding_text(hold.binding)),
+            });
+        }
+        paths.push((fb.binding_text(hold.binding), o));
+    }
+    if paths.is_empty() {
+        // Entitled but nothing usable: only suspension removes `Granted`.
+        return Ok(CheckOutcome::deny("subject_suspended"));
+    }
+    Ok(combine(&paths, scope_text))
+}
+
+// ----------------------------------------------------------- effective access
+
+/// One binding that affects a subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessEntry {
+    pub binding: String,
+    pub role: String,
+    /// `None` for a tenant-wide binding.
+    pub application: Option<String>,
+    /// Scopes this binding entitles (on its application; for a tenant-wide
+    /// binding, on any application that supports them).
+    pub scopes: Vec<String>,
+    pub origin: &'static str,
+    pub path: Vec<String>,
+    pub conditions: Option<Conditions>,
+    pub expires_at: Option<Timestamp>,
+    /// `active`, `expired`, `not_yet_valid` or `suspended`.
+    pub status: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EffectiveAccess {
+    pub subject: String,
+    /// `active`, `suspended` or `unknown`.
+    pub status: &'static str,
+    pub entries: Vec<AccessEntry>,
+}
+
+/// Everything `subject` holds, one entry per binding.
+pub fn effective_access(
+    fb: &FactBase,
+    subject: &str,
+    now: Timestamp,
+    include_expired: bool,
+) -> Result<EffectiveAccess, QueryError> {
+    let Some(s) = resolve_subject(fb, subject)? else {
+        return Ok(EffectiveAccess { subject: subject.to_string(), status: "unknown", entries: vec![] });
+    };
+    let view = fb.view(s)?;
+    let suspended = fb.is_suspended(s);
+    let mut scopes_of: Vec<Vec<ScopeId>> = vec![Vec::new(); view.holds.len()];
+    for (&(_, x), entries) in &view.entitled {
+        for &(i, _) in entries {
+            scopes_of[i as usize].push(x);
+        }
+    }
+    let mut entries = Vec::new();
+    for (i, h) in view.holds.iter().enumerate() {
+        let Some(rec) = fb.binding(h.binding) else { continue };
+        let c = &rec.conditions;
+        let status = if c.is_expired(now) {
+            "expired"
+        } else if c.not_before.is_some_and(|nb| now < nb) {
+            "not_yet_valid"
+        } else if suspended {
+            "suspended"
+        } else {
+            "active"
+        };
+        if status == "expired" && !include_expired {
+            continue;
+        }
+        entries.push(entry(fb, h, &scopes_of[i], c, status));
+    }
+    Ok(EffectiveAccess {
+        subject: fb.node_name(s).to_string(),
+        status: if suspended { "suspended" } else { "active" },
+        entries,
+    })
+}
+
+fn entry(fb: &FactBase, h: &Hold, scopes: &[ScopeId], c: &Conditions, status: &'static str) -> AccessEntry {
+    let mut names: Vec<String> = scopes.iter().map(|&x| fb.scope_name(x).to_string()).collect();
+    names.sort();
+    names.dedup();
+    AccessEntry {
+        binding: fb.binding_text(h.binding),
+        role: fb.role_name(h.role).to_string(),
+        application: (!h.resource.is_tenant()).then(|| fb.app_name(h.resource).to_string()),
+        scopes: names,
+        origin: h.origin.as_str(),
+        path: h.path.iter().map(|&n| fb.node_name(n).to_string()).collect(),
+        conditions: (!c.is_empty()).then(|| c.clone()),
+        expires_at: c.expires_at,
+        status,
+    }
+}
+
+// ------------------------------------------------------------ who can access
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WhoEntry {
+    pub subject: String,
+    #[serde(flatten)]
+    pub access: AccessEntry,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WhoPage {
+    pub application: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    pub entries: Vec<WhoEntry>,
+    /// Pass back as `page_token` for the next page; absent on the last page.
+    pub next_page_token: Option<String>,
+}
+
+/// Users and service accounts with access to `application` (optionally to
+/// one scope there), one entry per (subject, binding), paginated by subject.
+/// Expired bindings and suspended subjects are left out.
+pub fn who_can_access(
+    fb: &FactBase,
+    application: &str,
+    scope: Option<&str>,
+    now: Timestamp,
+    after: Option<&str>,
+    page_size: usize,
+) -> Result<Option<WhoPage>, QueryError> {
+    let Some(app) = fb.app_id(application) else { return Ok(None) };
+    let scope_id = match scope {
+        Some(x) => match fb.scope_id(x) {
+            Some(id) => Some(id),
+            None => {
+                return Ok(Some(WhoPage {
+                    application: application.to_string(),
+                    scope: scope.map(str::to_string),
+                    entries: vec![],
+                    next_page_token: None,
+                }))
+            }
+        },
+        None => None,
+    };
+    let page_size = page_size.max(1);
+    let mut entries = Vec::new();
+    let mut subjects = 0;
+    let mut next = None;
+    for s in fb.access_candidates(app) {
+        let name = fb.node_name(s);
+        if after.is_some_and(|a| name <= a) {
+            continue;
+        }
+        if fb.is_suspended(s) {
+            continue;
+        }
+        let view = fb.view(s)?;
+        let mut per_hold: Vec<Vec<ScopeId>> = vec![Vec::new(); view.holds.len()];
+        for (&(a, x), es) in &view.entitled {
+            if a != app || scope_id.is_some_and(|q| q != x) {
+                continue;
+            }
+            for &(i, usable) in es {
+                if usable {
+                    per_hold[i as usize].push(x);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        for (i, h) in view.holds.iter().enumerate() {
+            if per_hold[i].is_empty() {
+                continue;
+            }
+            let Some(rec) = fb.binding(h.binding) else { continue };
+            if rec.conditions.is_expired(now) {
+                continue;
+            }
+            let status = if rec.conditions.not_before.is_some_and(|nb| now < nb) { "not_yet_valid" } else { "active" };
+            found.push(WhoEntry {
+                subject: name.to_string(),
+                access: entry(fb, h, &per_hold[i], &rec.conditions, status),
+            });
+        }
+        if found.is_empty() {
+            continue;
+        }
+        if subjects == page_size {
+            next = entries.last().map(|e: &WhoEntry| e.subject.clone());
+            break;
+        }
+        subjects += 1;
+        entries.extend(found);
+    }
+    Ok(Some(WhoPage {
+        application: application.to_string(),
+        scope: scope.map(str::to_string),
+        entries,
+        next_page_token: next,
+    }))
+}
+
+/// Is `r` a user, group or service account reference? (for callers).
+pub fn is_subject_ref(r: &ObjectRef) -> bool {
+    matches!(r.ty, ObjectType::User | ObjectType::Group | ObjectType::ServiceAccount)
+}

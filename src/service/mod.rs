@@ -1,0 +1,492 @@
+//! Tenants: the in-memory fact base of each tenant kept in step with the
+//! durable store. Every write is validated whole, committed to the store in
+//! one atomic batch (which assigns its revision) and only then applied to
+//! memory, under the tenant's write lock; readers see a consistent state.
+
+mod records;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{FactBase, Limits};
+use crate::model::schema::{SchemaError, TupleKind};
+use crate::model::{Conditions, ObjectRef, ObjectType, Schema, Timestamp, Tuple};
+use crate::store::{Durability, Store, StoreError};
+
+pub use records::{decode_record, encode_change, Record};
+
+/// One change to a tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Writes a tuple (a binding's conditions ride along; `None` = none).
+    PutTuple(Tuple, Option<Conditions>),
+    DeleteTuple(Tuple),
+    /// Declares an object with attributes (roles and applications must be
+    /// declared before they can be granted, supported or bound).
+    PutObject(ObjectRef, serde_json::Value),
+    /// Removes an object declaration (and, for roles and applications, their
+    /// definition; the caller deletes their tuples in the same batch).
+    DeleteObject(ObjectRef),
+    Suspend(ObjectRef, Suspension),
+    Reactivate(ObjectRef),
+}
+
+/// A condition on the current state that a batch requires.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Precondition {
+    pub tuple: Tuple,
+    /// `true`: the tuple must exist; `false`: it must not.
+    pub exists: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspension {
+    #[serde(default)]
+    pub reason: String,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{0}")]
+    Schema(#[from] SchemaError),
+    #[error("`{0}`: application `{1}` is not defined")]
+    UnknownApplication(String, String),
+    #[error("`{0}`: role `{1}` is not defined")]
+    UnknownRole(String, String),
+    #[error("`{0}` cannot carry conditions (only bindings can)")]
+    ConditionsOnNonBinding(String),
+    #[error("precondition failed: `{tuple}` {}", if *.exists { "does not exist" } else { "exists" })]
+    Precondition { tuple: String, exists: bool },
+    #[error("{0} `{1}` is still used by {2} binding(s); delete them first")]
+    InUse(&'static str, String, usize),
+    #[error("`{0}` cannot be declared or suspended here ({1})")]
+    BadObject(String, String),
+    #[error("batch has {0} changes (at most {1})")]
+    TooLarge(usize, usize),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("stored record `{key}` of tenant `{tenant}` is unreadable: {reason}")]
+    Corrupt { tenant: String, key: String, reason: String },
+}
+
+/// Most changes one batch may carry.
+pub const MAX_BATCH: usize = 100_000;
+
+/// The state of one tenant.
+#[derive(Debug, Default)]
+pub struct TenantState {
+    pub facts: FactBase,
+    /// Declared objects and their attributes (roles, applications, users...).
+    pub objects: BTreeMap<ObjectRef, serde_json::Value>,
+    pub suspensions: BTreeMap<ObjectRef, Suspension>,
+    /// Revision of the last write applied to this tenant.
+    pub revision: u64,
+}
+
+impl TenantState {
+    pub fn new(limits: Limits) -> Self {
+        TenantState { facts: FactBase::new(limits), ..Default::default() }
+    }
+
+    /// Does the tuple exist now?
+    pub fn tuple_exists(&self, t: &Tuple) -> bool {
+        let fb = &self.facts;
+        match (t.object.ty, t.relation.as_str()) {
+            (ObjectType::Group, "member") => match (fb.node_id(&t.object), fb.node_id(&t.subject)) {
+                (Some(g), Some(m)) => fb.parents(m).contains(&g),
+                _ => false,
+            },
+            (ObjectType::Role, "grants") => match (fb.role_id(&t.object.id), fb.scope_id(&t.subject.id)) {
+                (Some(r), Some(x)) => fb.role_grants(r, x),
+                _ => false,
+            },
+            (ObjectType::Application, "supports") => match (fb.app_id(&t.object.id), fb.scope_id(&t.subject.id)) {
+                (Some(a), Some(x)) => fb.app_supports(a, x),
+                _ => false,
+            },
+            _ => match (fb.resource_id(&t.object), fb.role_id(&t.relation), fb.node_id(&t.subject)) {
+                (Some(a), Some(r), Some(s)) => fb.binding_id(s, r, a).is_some(),
+                _ => false,
+            },
+        }
+    }
+
+    /// Every tuple, sorted by text, with a binding's conditions.
+    pub fn tuples(&self) -> Vec<(Tuple, Option<Conditions>)> {
+        let fb = &self.facts;
+        let mut out = Vec::with_capacity(fb.tuple_count());
+        let node = |n| ObjectRef::parse(fb.node_name(n)).ok();
+        for kind in [crate::engine::NodeKind::Group] {
+            for g in fb.nodes_of(kind) {
+                for &m in fb.members(g) {
+                    if let (Some(go), Some(mo)) = (node(g), node(m)) {
+                        out.push((Tuple::new(go, "member", mo), None));
+                    }
+                }
+            }
+        }
+        for r in fb.roles() {
+            for &x in fb.role_scopes(r) {
+                out.push((
+                    Tuple::new(
+                        ObjectRef::new(ObjectType::Role, fb.role_name(r)),
+                        "grants",
+                        ObjectRef::new(ObjectType::Scope, fb.scope_name(x)),
+                    ),
+                    None,
+                ));
+            }
+        }
+        for a in fb.apps() {
+            for &x in fb.app_scopes(a) {
+                out.push((
+                    Tuple::new(
+                        ObjectRef::new(ObjectType::Application, fb.app_name(a)),
+                        "supports",
+                        ObjectRef::new(ObjectType::Scope, fb.scope_name(x)),
+                    ),
+                    None,
+                ));
+            }
+        }
+        for b in fb.all_bindings() {
+            if let Some(rec) = fb.binding(b) {
+                let object = if rec.resource.is_tenant() {
+                    ObjectRef::tenant()
+                } else {
+                    ObjectRef::new(ObjectType::Application, fb.app_name(rec.resource))
+                };
+                if let Some(s) = node(rec.subject) {
+                    let c = (!rec.conditions.is_empty()).then(|| (*rec.conditions).clone());
+                    out.push((Tuple::new(object, fb.role_name(rec.role), s), c));
+                }
+            }
+        }
+        out.sort_by_cached_key(|(t, _)| t.to_string());
+        out
+    }
+
+    /// Applies one already-validated change to memory.
+    fn apply(&mut self, c: &Change) {
+        let fb = &mut self.facts;
+        match c {
+            Change::PutTuple(t, cond) => match (t.object.ty, t.relation.as_str()) {
+                (ObjectType::Group, "member") => {
+                    fb.set_member(&t.object, &t.subject, true);
+                }
+                (ObjectType::Role, "grants") => {
+                    fb.set_grant(&t.object.id, &t.subject.id, true);
+                }
+                (ObjectType::Application, "supports") => {
+                    fb.set_supports(&t.object.id, &t.subject.id, true);
+                }
+                _ => {
+                    fb.put_binding(&t.object, &t.relation, &t.subject, cond.clone().unwrap_or_default());
+                }
+            },
+            Change::DeleteTuple(t) => match (t.object.ty, t.relation.as_str()) {
+                (ObjectType::Group, "member") => {
+                    fb.set_member(&t.object, &t.subject, false);
+                }
+                (ObjectType::Role, "grants") => {
+                    fb.set_grant(&t.object.id, &t.subject.id, false);
+                }
+                (ObjectType::Application, "supports") => {
+                    fb.set_supports(&t.object.id, &t.subject.id, false);
+                }
+                _ => {
+                    fb.remove_binding(&t.object, &t.relation, &t.subject);
+                }
+            },
+            Change::PutObject(o, attrs) => {
+                match o.ty {
+                    ObjectType::Role if fb.role_id(&o.id).is_none() => {
+                        fb.define_role(&o.id, &[]);
+                    }
+                    ObjectType::Application if fb.app_id(&o.id).is_none() => {
+                        fb.define_app(&o.id, &[]);
+                    }
+                    ObjectType::User | ObjectType::Group | ObjectType::ServiceAccount => {
+                        fb.declare_node(o, true);
+                    }
+                    _ => {}
+                }
+                self.objects.insert(o.clone(), attrs.clone());
+            }
+            Change::DeleteObject(o) => {
+                match o.ty {
+                    ObjectType::Role => {
+                        fb.undefine_role(&o.id);
+                    }
+                    ObjectType::Application => {
+                        fb.undefine_app(&o.id);
+                    }
+                    ObjectType::User | ObjectType::Group | ObjectType::ServiceAccount => {
+                        fb.declare_node(o, false);
+                    }
+                    _ => {}
+                }
+                self.objects.remove(o);
+            }
+            Change::Suspend(o, s) => {
+                fb.set_suspended(o, true);
+                self.suspensions.insert(o.clone(), s.clone());
+            }
+            Change::Reactivate(o) => {
+                fb.set_suspended(o, false);
+                self.suspensions.remove(o);
+            }
+        }
+    }
+
+    /// Validates a batch against this state (changes earlier in the batch
+    /// count for later ones), without applying anything.
+    fn validate(&self, changes: &[Change], preconditions: &[Precondition]) -> Result<(), WriteError> {
+        for p in preconditions {
+            if self.tuple_exists(&p.tuple) != p.exists {
+                return Err(WriteError::Precondition { tuple: p.tuple.to_string(), exists: p.exists });
+            }
+        }
+        let fb = &self.facts;
+        let mut roles: BTreeMap<&str, bool> = BTreeMap::new();
+        let mut apps: BTreeMap<&str, bool> = BTreeMap::new();
+        let mut deleted: std::collections::BTreeSet<String> = Default::default();
+        for c in changes {
+            match c {
+                Change::PutObject(o, _) | Change::DeleteObject(o) => {
+                    let put = matches!(c, Change::PutObject(..));
+                    match o.ty {
+                        ObjectType::Role => {
+                            roles.insert(&o.id, put);
+                        }
+                        ObjectType::Application => {
+                            apps.insert(&o.id, put);
+                        }
+                        ObjectType::User | ObjectType::Group | ObjectType::ServiceAccount => {}
+                        _ => {
+                            return Err(WriteError::BadObject(
+                                o.to_string(),
+                                "only roles, applications, users, groups and service accounts are objects".into(),
+                            ))
+                        }
+                    }
+                }
+                Change::DeleteTuple(t) => {
+                    deleted.insert(t.to_string());
+                }
+                _ => {}
+            }
+        }
+        let role_ok = |r: &str| roles.get(r).copied().unwrap_or_else(|| fb.role_id(r).is_some());
+        let app_ok = |a: &str| apps.get(a).copied().unwrap_or_else(|| fb.app_id(a).is_some());
+        let schema = Schema::builtin();
+        for c in changes {
+            match c {
+                Change::PutTuple(t, cond) => {
+                    let kind = schema.validate(t, role_ok)?;
+                    let missing_app = match kind {
+                        TupleKind::Supports => !app_ok(&t.object.id),
+                        TupleKind::Binding => t.object.ty == ObjectType::Application && !app_ok(&t.object.id),
+                        _ => false,
+                    };
+                    if missing_app {
+                        return Err(WriteError::UnknownApplication(t.to_string(), t.object.id.clone()));
+                    }
+                    if kind == TupleKind::Grant && !role_ok(&t.object.id) {
+                        return Err(WriteError::UnknownRole(t.to_string(), t.object.id.clone()));
+                    }
+                    if cond.is_some() && kind != TupleKind::Binding {
+                        return Err(WriteError::ConditionsOnNonBinding(t.to_string()));
+                    }
+                }
+                // Deleting a tuple that names a role no longer defined is
+                // harmless (it cannot exist); only its shape is checked.
+                Change::DeleteTuple(t) => {
+                    schema.validate(t, |_| true)?;
+                }
+                Change::DeleteObject(o) if matches!(o.ty, ObjectType::Role | ObjectType::Application) => {
+                    let left = self.bindings_using(o).into_iter().filter(|b| !deleted.contains(b)).count();
+                    if left > 0 {
+                        let what = if o.ty == ObjectType::Role { "role" } else { "application" };
+                        return Err(WriteError::InUse(what, o.id.clone(), left));
+                    }
+                }
+                Change::Suspend(o, _) | Change::Reactivate(o)
+                    if !matches!(o.ty, ObjectType::User | ObjectType::ServiceAccount) =>
+                {
+                    return Err(WriteError::BadObject(
+                        o.to_string(),
+                        "only users and service accounts can be suspended".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Texts of the bindings that name a role or an application.
+    fn bindings_using(&self, o: &ObjectRef) -> Vec<String> {
+        let fb = &self.facts;
+        let ids: Vec<_> = match o.ty {
+            ObjectType::Role => match fb.role_id(&o.id) {
+                Some(r) => {
+                    fb.all_bindings().into_iter().filter(|&b| fb.binding(b).is_some_and(|rec| rec.role == r)).collect()
+                }
+                None => vec![],
+            },
+            ObjectType::Application => fb.app_id(&o.id).map_or(vec![], |a| fb.bindings_of_resource(a).to_vec()),
+            _ => vec![],
+        };
+        ids.into_iter().map(|b| fb.binding_text(b)).collect()
+    }
+}
+
+/// One tenant behind its lock.
+#[derive(Debug)]
+pub struct Tenant {
+    pub name: String,
+    state: RwLock<TenantState>,
+}
+
+impl Tenant {
+    pub fn read(&self) -> RwLockReadGuard<'_, TenantState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, TenantState> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// All tenants, and the store behind them (none: memory only).
+pub struct Holdfast {
+    store: Option<Store>,
+    tenants: RwLock<BTreeMap<String, Arc<Tenant>>>,
+    revision: AtomicU64,
+    limits: Limits,
+}
+
+impl Holdfast {
+    /// A memory-only instance (policy files evaluated by the CLI, tests).
+    pub fn in_memory() -> Self {
+        Holdfast { store: None, tenants: RwLock::default(), revision: AtomicU64::new(0), limits: Limits::default() }
+    }
+
+    /// Opens the store in `dir` and rebuilds every tenant's indexes from it.
+    pub fn open(dir: &Path, durability: Durability) -> Result<Self, ServiceError> {
+        let store = Store::open(dir, durability)?;
+        let revision = store.revision();
+        let hf = Holdfast {
+            store: None,
+            tenants: RwLock::default(),
+            revision: AtomicU64::new(revision),
+            limits: Limits::default(),
+        };
+        let mut by_tenant: BTreeMap<String, Vec<Change>> = BTreeMap::new();
+        for (tenant, key, value) in store.scan_all()? {
+            let change = decode_record(&key, &value).map_err(|reason| ServiceError::Corrupt {
+                tenant: tenant.clone(),
+                key: key.clone(),
+                reason,
+            })?;
+            by_tenant.entry(tenant).or_default().push(change);
+        }
+        {
+            let mut tenants = hf.tenants.write().unwrap_or_else(|p| p.into_inner());
+            for (name, changes) in by_tenant {
+                let mut st = TenantState::new(hf.limits);
+                for c in records::load_order(changes) {
+                    st.apply(&c);
+                }
+                st.revision = revision;
+                tenants.insert(name.clone(), Arc::new(Tenant { name, state: RwLock::new(st) }));
+            }
+        }
+        Ok(Holdfast { store: Some(store), ..hf })
+    }
+
+    pub fn has_store(&self) -> bool {
+        self.store.is_some()
+    }
+
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// The last revision applied (global across tenants).
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Acquire)
+    }
+
+    pub fn tenant(&self, name: &str) -> Option<Arc<Tenant>> {
+        self.tenants.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    pub fn tenant_names(&self) -> Vec<String> {
+        self.tenants.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+    }
+
+    fn tenant_or_create(&self, name: &str) -> Arc<Tenant> {
+        if let Some(t) = self.tenant(name) {
+            return t;
+        }
+        let mut tenants = self.tenants.write().unwrap_or_else(|p| p.into_inner());
+        tenants
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                Arc::new(Tenant { name: name.to_string(), state: RwLock::new(TenantState::new(self.limits)) })
+            })
+            .clone()
+    }
+
+    /// Validates and applies a batch atomically: all of it or nothing.
+    /// Returns the revision the batch produced.
+    pub fn write(
+        &self,
+        tenant: &str,
+        changes: Vec<Change>,
+        preconditions: &[Precondition],
+        actor: &str,
+        at_unix_ms: u64,
+    ) -> Result<u64, WriteError> {
+        if changes.len() + preconditions.len() > MAX_BATCH {
+            return Err(WriteError::TooLarge(changes.len() + preconditions.len(), MAX_BATCH));
+        }
+        let t = self.tenant_or_create(tenant);
+        let mut st = t.write();
+        st.validate(&changes, preconditions)?;
+        let revision = match &self.store {
+            Some(store) => {
+                let ops: Vec<_> = changes.iter().map(encode_change).collect();
+                store.commit(tenant, actor, at_unix_ms, &ops)?
+            }
+            None => self.revision.load(Ordering::Acquire) + 1,
+        };
+        for c in &changes {
+            st.apply(c);
+        }
+        st.revision = revision;
+        self.revision.fetch_max(revision, Ordering::AcqRel);
+        Ok(revision)
+    }
+
+    /// Flushes the store (clean shutdown).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        match &self.store {
+            Some(s) => s.flush(),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Synthetic tenants for benchmarks and tests: users in nested groups,
+//! service accounts, roles, applications and bindings, from a seed.
+
+use rand::{rngs::SmallRng, Rng, SeedableRng};
+use serde_json::json;
+
+use crate::model::{Conditions, ObjectRef, ObjectType, Tuple};
+use crate::service::Change;
+
+/// The shape of a generated tenant.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub users: usize,
+    pub groups: usize,
+    pub bindings: usize,
+    pub apps: usize,
+    pub roles: usize,
+    pub scopes_per_app: usize,
+    pub service_accounts: usize,
+    pub seed: u64,
+}
+
+impl Shape {
+    /// The reference shape scaled to `users`: users/10 nested groups
+    /// and users/2 bindings.
+    pub fn for_users(users: usize, seed: u64) -> Shape {
+        Shape {
+            users,
+            groups: (users / 10).max(1),
+            bindings: (users / 2).max(1),
+            apps: 20,
+            roles: 60,
+            scopes_per_app: 8,
+            service_accounts: (users / 100).max(1),
+            seed,
+        }
+    }
+}
+
+pub fn user(i: usize) -> String {
+    format!("user:u{i}")
+}
+
+pub fn app(i: usize) -> String {
+    format!("app{i}")
+}
+
+pub fn scope(app: usize, i: usize) -> String {
+    format!("app{app}:s{i}")
+}
+
+/// The changes that create the tenant (in load order).
+pub fn generate(shape: &Shape) -> Vec<Change> {
+    let mut rng = SmallRng::seed_from_u64(shape.seed);
+    let mut out = Vec::with_capacity(shape.users * 3 + shape.bindings * 2);
+    let t = |s: String| Tuple::parse(&s).ok();
+    for a in 0..shape.apps {
+        out.push(Change::PutObject(ObjectRef::new(ObjectType::Application, app(a)), json!({})));
+        for x in 0..shape.scopes_per_app {
+            out.extend(
+                t(format!("application:{}#supports@scope:{}", app(a), scope(a, x))).map(|t| Change::PutTuple(t, None)),
+            );
+        }
+    }
+    for r in 0..shape.roles {
+        out.push(Change::PutObject(ObjectRef::new(ObjectType::Role, format!("role{r}")), json!({})));
+        // Each role grants 2-4 scopes of one application (and sometimes another).
+        let a = r % shape.apps;
+        for _ in 0..rng.random_range(2..=4) {
+            let x = rng.random_range(0..shape.scopes_per_app);
+            out.extend(t(format!("role:role{r}#grants@scope:{}", scope(a, x))).map(|t| Change::PutTuple(t, None)));
+        }
+        if rng.random_bool(0.2) {
+            let b = rng.random_range(0..shape.apps);
+            let x = rng.random_range(0..shape.scopes_per_app);
+            out.extend(t(format!("role:role{r}#grants@scope:{}", scope(b, x))).map(|t| Change::PutTuple(t, None)));
+        }
+    }
+    // Nested groups: group i joins an earlier group with probability 0.6
+    // (depth grows like log n), plus a few cycles.
+    for g in 1..shape.groups {
+        if rng.random_bool(0.6) {
+            let p = rng.random_range(0..g);
+            out.extend(t(format!("group:g{p}#member@group:g{g}")).map(|t| Change::PutTuple(t, None)));
+        }
+    }
+    for _ in 0..(shape.groups / 1000) {
+        let a = rng.random_range(0..shape.groups);
+        let b = rng.random_range(0..shape.groups);
+        if a != b {
+            out.extend(t(format!("group:g{a}#member@group:g{b}")).map(|t| Change::PutTuple(t, None)));
+        }
+    }
+    for u in 0..shape.users {
+        for _ in 0..rng.random_range(1..=3) {
+            let g = rng.random_range(0..shape.groups);
+            out.extend(t(format!("group:g{g}#member@{}", user(u))).map(|t| Change::PutTuple(t, None)));
+        }
+    }
+    for s in 0..shape.service_accounts {
+        out.push(Change::PutObject(ObjectRef::new(ObjectType::ServiceAccount, format!("sa{s}")), json!({})));
+    }
+    for _ in 0..shape.bindings {
+        let r = rng.random_range(0..shape.roles);
+        let object =
+            if rng.random_bool(0.01) { "tenant".to_string() } else { format!("application:{}", app(r % shape.apps)) };
+        let subject = match rng.random_range(0..100) {
+            0..=39 => format!("group:g{}", rng.random_range(0..shape.groups)),
+            40..=44 => format!("service_account:sa{}", rng.random_range(0..shape.service_accounts)),
+            _ => user(rng.random_range(0..shape.users)),
+        };
+        let cond = if rng.random_bool(0.1) {
+            serde_json::from_value::<Conditions>(json!({"mfa": {"required": true, "max_age": "15m"}})).ok()
+        } else {
+            None
+        };
+        out.extend(t(format!("{object}#role{r}@{subject}")).map(|t| Change::PutTuple(t, cond)));
+    }
+    out
+}
+
+/// A random check query: (subject, application, scope).
+pub fn random_check(shape: &Shape, rng: &mut SmallRng) -> (String, String, String) {
+    let a = rng.random_range(0..shape.apps);
+    (user(rng.random_range(0..shape.users)), app(a), scope(a, rng.random_range(0..shape.scopes_per_app)))
+}
