@@ -3,6 +3,9 @@
 //! answer ([`CheckOutcome`]), not an error; `Err` means the question could
 //! not be evaluated.
 
+pub mod token;
+pub use token::*;
+
 use std::time::Duration;
 
 use serde::Serialize;
@@ -60,7 +63,8 @@ pub struct CheckOutcome {
     pub reason: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step_up: Option<StepUp>,
-    /// The binding that decided (the first satisfied path), if any.
+    /// The binding that decided (the first satisfied path, in binding
+    /// text order); set by explain, not by the check fast path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub binding: Option<String>,
 }
@@ -73,6 +77,10 @@ impl CheckOutcome {
 
 /// Resolves a subject reference (`user:alice`) to its node, if it exists.
 pub fn resolve_subject(fb: &FactBase, subject: &str) -> Result<Option<NodeId>, QueryError> {
+    // Fast path: interned names are canonical and valid.
+    if let Some(n) = fb.node_by_name(subject) {
+        return Ok(Some(n).filter(|&n| fb.node_known(n)));
+    }
     let r = ObjectRef::parse(subject)
         .map_err(|e| QueryError::BadSubject { input: subject.to_string(), message: e.message })?;
     if !r.ty.is_subject() {
@@ -189,12 +197,8 @@ pub fn check_ids(
         let hold = &view.holds[i as usize];
         let o = binding_outcome(fb, hold, ctx);
         if o == CondOutcome::Satisfied {
-            return Ok(CheckOutcome {
-                decision: Decision::Allow,
-                reason: "granted",
-                step_up: None,
-                binding: Some(fb.binding_text(hold.binding)),
-            });
+            // The deciding binding is named by explain, off the hot path.
+            return Ok(CheckOutcome { decision: Decision::Allow, reason: "granted", step_up: None, binding: None });
         }
         paths.push((fb.binding_text(hold.binding), o));
     }
@@ -269,6 +273,7 @@ pub fn effective_access(
         }
         entries.push(entry(fb, h, &scopes_of[i], c, status));
     }
+    entries.sort_by(|a, b| a.binding.cmp(&b.binding));
     Ok(EffectiveAccess {
         subject: fb.node_name(s).to_string(),
         status: if suspended { "suspended" } else { "active" },
@@ -380,6 +385,7 @@ pub fn who_can_access(
         if found.is_empty() {
             continue;
         }
+        found.sort_by(|a, b| a.access.binding.cmp(&b.access.binding));
         if subjects == page_size {
             next = entries.last().map(|e: &WhoEntry| e.subject.clone());
             break;

@@ -1,0 +1,158 @@
+//! Token scope: which of the scopes a client asks for may go into an access
+//! token for one application, and why each of the others may not.
+//!
+//! `granted = requested ∩ scopes_supported ∩ {scopes for which [`check`]
+//! answers `allow` in the context}`. Every requested scope that is not
+//! granted is listed in `blocked` with the reason [`check`] gave (for
+//! example `step_up_required:mfa`, `no_binding`, `scope_not_supported`).
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::{check, resolve_subject, Decision, QueryError};
+use crate::engine::FactBase;
+use crate::model::Context;
+
+/// A requested scope left out of the token, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockedScope {
+    pub scope: String,
+    /// A [`super::CheckOutcome::reason`] code.
+    pub reason: &'static str,
+}
+
+/// The scopes of a token for one subject on one application. All lists
+/// are sorted and free of duplicates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenScope {
+    pub application: String,
+    /// What was asked for (the entitled scopes when nothing was asked).
+    pub requested: Vec<String>,
+    /// Scopes a role of the subject grants on the application (before
+    /// conditions and suspension).
+    pub entitled: Vec<String>,
+    /// The application's `scopes_supported` (empty if it is unknown).
+    pub scopes_supported: Vec<String>,
+    /// What the token may carry.
+    pub granted: Vec<String>,
+    /// Requested scopes that are not granted, with the check's reason.
+    pub blocked: Vec<BlockedScope>,
+}
+
+/// The scopes `subject` may put in a token for `application` in `ctx`.
+///
+/// `requested: None` means "everything the subject is entitled to on the
+/// application": the requested set is then [`TokenScope::entitled`], and
+/// `blocked` shows which of those the context does not allow (an MFA that
+/// is missing, an IP outside the allowed ranges, an expired binding...).
+/// An unknown subject or application is not an error: nothing is granted
+/// and every requested scope is blocked with `unknown_subject` or
+/// `unknown_application`.
+pub fn token_scope(
+    fb: &FactBase,
+    subject: &str,
+    application: &str,
+    requested: Option<&[&str]>,
+    ctx: &Context,
+) -> Result<TokenScope, QueryError> {
+    let app = fb.app_id(application);
+    let scopes_supported: BTreeSet<String> =
+        app.map(|a| fb.app_scopes(a).iter().map(|&x| fb.scope_name(x).to_string()).collect()).unwrap_or_default();
+    let entitled = entitled_scopes(fb, subject, application)?;
+    let requested: BTreeSet<String> = match requested {
+        Some(list) => list.iter().map(|s| s.to_string()).collect(),
+        None => entitled.clone(),
+    };
+    let mut granted = Vec::new();
+    let mut blocked = Vec::new();
+    for scope in &requested {
+        let outcome = check(fb, subject, application, scope, ctx)?;
+        if outcome.decision == Decision::Allow && scopes_supported.contains(scope) {
+            granted.push(scope.clone());
+        } else {
+            blocked.push(BlockedScope { scope: scope.clone(), reason: outcome.reason });
+        }
+    }
+    Ok(TokenScope {
+        application: application.to_string(),
+        requested: requested.into_iter().collect(),
+        entitled: entitled.into_iter().collect(),
+        scopes_supported: scopes_supported.into_iter().collect(),
+        granted,
+        blocked,
+    })
+}
+
+/// Scopes with an `Entitled` fact for the subject on the application.
+fn entitled_scopes(fb: &FactBase, subject: &str, application: &str) -> Result<BTreeSet<String>, QueryError> {
+    let (Some(s), Some(app)) = (resolve_subject(fb, subject)?, fb.app_id(application)) else {
+        return Ok(BTreeSet::new());
+    };
+    let view = fb.view(s)?;
+    Ok(view
+        .entitled
+        .iter()
+        .filter(|((a, _), entries)| *a == app && !entries.is_empty())
+        .map(|((_, x), _)| fb.scope_name(*x).to_string())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{MfaContext, Timestamp};
+    use crate::policy;
+
+    const POLICY: &str = r#"
+applications:
+  deploy: {scopes_supported: [read, staging, prod]}
+roles:
+  operator: {scopes: [read, staging, prod, other]}
+  reader: {scopes: [read]}
+users: [alice, bob]
+bindings:
+  - {subject: user:alice, role: operator, application: deploy, conditions: {mfa: {}}}
+  - {subject: user:alice, role: reader, application: deploy}
+"#;
+
+    fn fb_of(text: &str) -> crate::service::Holdfast {
+        let p = policy::compile(text, "t.yaml").unwrap();
+        policy::instantiate(&p).unwrap()
+    }
+
+    #[test]
+    fn absent_requested_means_everything_entitled() {
+        let hf = fb_of(POLICY);
+        let t = hf.tenant("default").unwrap();
+        let st = t.read();
+        let now = Context::at(Timestamp(1_800_000_000));
+        let ts = token_scope(&st.facts, "user:alice", "deploy", None, &now).unwrap();
+        assert_eq!(ts.requested, ["prod", "read", "staging"]);
+        assert_eq!(ts.entitled, ts.requested);
+        assert_eq!(ts.granted, ["read"]);
+        let reasons: Vec<(&str, &str)> = ts.blocked.iter().map(|b| (b.scope.as_str(), b.reason)).collect();
+        assert_eq!(reasons, [("prod", "step_up_required:mfa"), ("staging", "step_up_required:mfa")]);
+        let mfa = Context { mfa: Some(MfaContext { present: true, auth_time: None }), ..now };
+        let ts = token_scope(&st.facts, "user:alice", "deploy", None, &mfa).unwrap();
+        assert_eq!(ts.granted, ["prod", "read", "staging"]);
+        assert!(ts.blocked.is_empty());
+    }
+
+    #[test]
+    fn requested_is_intersected_and_the_rest_blocked() {
+        let hf = fb_of(POLICY);
+        let t = hf.tenant("default").unwrap();
+        let st = t.read();
+        let now = Context::at(Timestamp(1_800_000_000));
+        let ts = token_scope(&st.facts, "user:alice", "deploy", Some(&["read", "other", "read"]), &now).unwrap();
+        assert_eq!(ts.requested, ["other", "read"]);
+        assert_eq!(ts.granted, ["read"]);
+        assert_eq!(ts.blocked, [BlockedScope { scope: "other".into(), reason: "scope_not_supported" }]);
+        let ts = token_scope(&st.facts, "user:bob", "deploy", Some(&["read"]), &now).unwrap();
+        assert_eq!((ts.granted.len(), ts.blocked[0].reason), (0, "no_binding"));
+        let ts = token_scope(&st.facts, "user:alice", "nope", Some(&["read"]), &now).unwrap();
+        assert_eq!((ts.scopes_supported.len(), ts.blocked[0].reason), (0, "unknown_application"));
+        assert!(token_scope(&st.facts, "role:x", "deploy", None, &now).is_err());
+    }
+}
