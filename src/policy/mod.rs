@@ -3,6 +3,7 @@
 //! compiles a file into the changes that load it into a tenant.
 
 pub mod file;
+pub mod validate;
 pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,17 +66,11 @@ pub fn render_finding(source: &str, x: &Finding) -> String {
     s
 }
 
-/// Reads and compiles a policy file from disk.
+/// Reads (at most [`validate::MAX_POLICY_BYTES`]) and compiles a policy file.
 pub fn load(path: &std::path::Path) -> Result<Policy, PolicyError> {
     let source = path.display().to_string();
-    let text = std::fs::read(path).map_err(|e| PolicyError {
-        file: source.clone(),
-        findings: vec![finding("unreadable", Span { line: 0, col: 0 }, format!("cannot read the file: {e}"), None)],
-    })?;
-    let text = String::from_utf8(text).map_err(|e| PolicyError {
-        file: source.clone(),
-        findings: vec![finding("unreadable", Span { line: 0, col: 0 }, format!("not UTF-8 text: {e}"), None)],
-    })?;
+    let text = validate::read_policy_text(path)
+        .map_err(|e| PolicyError { file: source.clone(), findings: vec![e.finding()] })?;
     compile(&text, &source)
 }
 
@@ -324,9 +319,21 @@ pub fn to_changes(file: &PolicyFile) -> Vec<Change> {
     out
 }
 
-/// A memory-only instance with `policy` loaded into its tenant.
+/// A memory-only instance with `policy` loaded into its tenant. Large
+/// policies are written in batches of at most [`crate::service::MAX_BATCH`]
+/// changes, in file order (declarations before the tuples that use them).
 pub fn instantiate(policy: &Policy) -> Result<Holdfast, crate::service::WriteError> {
+    instantiate_changes(&policy.tenant, &policy.changes)
+}
+
+/// A memory-only instance with `changes` loaded into `tenant` (batched).
+pub fn instantiate_changes(tenant: &str, changes: &[Change]) -> Result<Holdfast, crate::service::WriteError> {
     let hf = Holdfast::in_memory();
-    hf.write(&policy.tenant, policy.changes.clone(), &[], "policy-file", 0)?;
+    if changes.is_empty() {
+        hf.write(tenant, Vec::new(), &[], "policy-file", 0)?;
+    }
+    for chunk in changes.chunks(crate::service::MAX_BATCH) {
+        hf.write(tenant, chunk.to_vec(), &[], "policy-file", 0)?;
+    }
     Ok(hf)
 }
