@@ -2,6 +2,7 @@
 //! positions ([`yaml`], [`file`]); this module checks cross-references and
 //! compiles a file into the changes that load it into a tenant.
 
+pub mod assertions;
 pub mod file;
 pub mod validate;
 pub mod yaml;
