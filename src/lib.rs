@@ -33,6 +33,7 @@
 //! - Time is a parameter of every query; nothing below the API reads a clock.
 #![deny(clippy::unwrap_used)]
 
+pub mod api;
 pub mod engine;
 pub mod explain;
 pub mod model;

@@ -3,6 +3,7 @@
 
 mod bench;
 mod query;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +36,8 @@ enum Command {
     Import(query::ImportArgs),
     /// Measure the engine on a generated tenant and print the figures.
     Bench(bench::BenchArgs),
+    /// Run the HTTP API server on a store directory.
+    Serve(serve::ServeArgs),
 }
 
 /// Where the facts come from: a policy file, or a store.
@@ -120,6 +123,7 @@ pub fn main() -> ExitCode {
         Command::Who(a) => query::who(&a),
         Command::Import(a) => query::import(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::Serve(a) => serve::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 //! one atomic batch (which assigns its revision) and only then applied to
 //! memory, under the tenant's write lock; readers see a consistent state.
 
+mod read;
 mod records;
 
 use std::collections::BTreeMap;
@@ -17,7 +18,8 @@ use crate::model::schema::{SchemaError, TupleKind};
 use crate::model::{Conditions, ObjectRef, ObjectType, Schema, Timestamp, Tuple};
 use crate::store::{Durability, Store, StoreError};
 
-pub use records::{decode_record, encode_change, Record};
+pub use read::BindingFilter;
+pub use records::{decode_op, decode_record, encode_change, Record};
 
 /// One change to a tenant.
 #[derive(Debug, Clone, PartialEq)]

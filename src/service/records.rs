@@ -63,6 +63,26 @@ pub fn decode_record(key: &str, value: &[u8]) -> Result<Change, String> {
     Err("unknown record prefix".into())
 }
 
+/// Decodes one change-log operation back into the change that wrote it
+/// (a delete names only its key, so it decodes to the matching removal).
+pub fn decode_op(op: &Op) -> Result<Change, String> {
+    match op {
+        Op::Put { key, value } => decode_record(key, value),
+        Op::Delete { key } => {
+            if let Some(t) = key.strip_prefix("t/") {
+                return Tuple::parse(t).map(Change::DeleteTuple).map_err(|e| e.to_string());
+            }
+            if let Some(o) = key.strip_prefix("o/") {
+                return ObjectRef::parse(o).map(Change::DeleteObject).map_err(|e| e.to_string());
+            }
+            if let Some(o) = key.strip_prefix("s/") {
+                return ObjectRef::parse(o).map(Change::Reactivate).map_err(|e| e.to_string());
+            }
+            Err("unknown record prefix".into())
+        }
+    }
+}
+
 /// Orders records so each applies after what it depends on: declarations,
 /// then grants and supports, then memberships and bindings, then suspensions.
 pub fn load_order(mut changes: Vec<Change>) -> Vec<Change> {

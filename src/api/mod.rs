@@ -1,0 +1,208 @@
+//! The HTTP API: an axum router over [`Holdfast`]. This layer alone knows
+//! HTTP and JSON; it authenticates the caller, reads the clock, maps errors
+//! to status codes ([`error`]) and calls the service, query and explain
+//! layers. Blocking work (fsyncing writes, explanations, listings) runs on
+//! `spawn_blocking`; single checks are microseconds and run inline.
+//!
+//! Routes are composed per area (`routes()` of each module) so another file
+//! can be merged in with one line in [`router`]. [`ROUTES`] lists every
+//! (method, path); tests check it against the router and `schema/openapi.yaml`.
+
+pub mod auth;
+mod changes;
+pub mod error;
+mod metrics;
+mod ops;
+mod query;
+mod resources;
+mod tuples;
+mod uflow;
+pub mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+
+use crate::model::Timestamp;
+use crate::service::{Change, Holdfast, Precondition, Tenant};
+pub use auth::{Access, Keys};
+pub use error::{ApiError, ErrorCode};
+pub use metrics::Metrics;
+use wire::Revision;
+
+/// Every route: (method, path template). Kept equal to the router and to
+/// `schema/openapi.yaml` by tests.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("POST", "/v1/tenants/{tenant}/tuples"),
+    ("GET", "/v1/tenants/{tenant}/tuples"),
+    ("GET", "/v1/tenants/{tenant}/roles"),
+    ("GET", "/v1/tenants/{tenant}/roles/{role}"),
+    ("PUT", "/v1/tenants/{tenant}/roles/{role}"),
+    ("DELETE", "/v1/tenants/{tenant}/roles/{role}"),
+    ("GET", "/v1/tenants/{tenant}/applications"),
+    ("GET", "/v1/tenants/{tenant}/applications/{application}"),
+    ("PUT", "/v1/tenants/{tenant}/applications/{application}"),
+    ("DELETE", "/v1/tenants/{tenant}/applications/{application}"),
+    ("GET", "/v1/tenants/{tenant}/applications/{application}/access"),
+    ("POST", "/v1/tenants/{tenant}/bindings"),
+    ("GET", "/v1/tenants/{tenant}/bindings"),
+    ("DELETE", "/v1/tenants/{tenant}/bindings"),
+    ("GET", "/v1/tenants/{tenant}/groups/{group}"),
+    ("PUT", "/v1/tenants/{tenant}/groups/{group}/members/{subject}"),
+    ("DELETE", "/v1/tenants/{tenant}/groups/{group}/members/{subject}"),
+    ("GET", "/v1/tenants/{tenant}/users/{user}"),
+    ("PUT", "/v1/tenants/{tenant}/users/{user}"),
+    ("DELETE", "/v1/tenants/{tenant}/users/{user}"),
+    ("GET", "/v1/tenants/{tenant}/service-accounts/{service_account}"),
+    ("PUT", "/v1/tenants/{tenant}/service-accounts/{service_account}"),
+    ("DELETE", "/v1/tenants/{tenant}/service-accounts/{service_account}"),
+    ("POST", "/v1/tenants/{tenant}/check"),
+    ("POST", "/v1/tenants/{tenant}/check/batch"),
+    ("GET", "/v1/tenants/{tenant}/subjects/{subject}/effective-access"),
+    ("GET", "/v1/tenants/{tenant}/changes"),
+    ("POST", "/uflow/v2/groups/{group_id}/role-bindings"),
+    ("GET", "/uflow/v2/users/{user_id}/effective-access"),
+];
+
+/// Limits and the clock of one API instance.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiConfig {
+    /// Largest request body, in bytes (413 `body_too_large` beyond).
+    pub body_limit: usize,
+    /// Most checks in one `check/batch` request (413 `batch_too_large` beyond).
+    pub max_batch_checks: usize,
+    /// Most tuple changes (writes + deletes + preconditions) in one request.
+    pub max_write_batch: usize,
+    /// The server clock: the default `now` of checks and listings.
+    pub clock: fn() -> Timestamp,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { body_limit: 4 << 20, max_batch_checks: 10_000, max_write_batch: 50_000, clock: Timestamp::now }
+    }
+}
+
+struct Shared {
+    hf: Arc<Holdfast>,
+    keys: Keys,
+    metrics: Metrics,
+    config: ApiConfig,
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(hf: Arc<Holdfast>, keys: Keys) -> Self {
+        AppState::with_config(hf, keys, ApiConfig::default())
+    }
+
+    pub fn with_config(hf: Arc<Holdfast>, keys: Keys, config: ApiConfig) -> Self {
+        AppState(Arc::new(Shared { hf, keys, metrics: Metrics::new(), config }))
+    }
+
+    pub fn holdfast(&self) -> &Arc<Holdfast> {
+        &self.0.hf
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.0.keys
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    pub fn config(&self) -> &ApiConfig {
+        &self.0.config
+    }
+
+    /// The server clock (the API layer is the only one that reads it).
+    pub fn now(&self) -> Timestamp {
+        (self.0.config.clock)()
+    }
+
+    /// A tenant to read; 404 `unknown_tenant` if it has never been written.
+    pub fn tenant(&self, name: &str) -> Result<Arc<Tenant>, ApiError> {
+        self.0.hf.tenant(name).ok_or_else(|| ApiError::unknown_tenant(name))
+    }
+
+    /// The revision a read answers from, after checking `at_least`: every
+    /// write acknowledged on this node is already visible, so only a
+    /// revision this node has not reached is refused (409).
+    pub fn visible(&self, at_least: Option<Revision>) -> Result<Revision, ApiError> {
+        let current = self.0.hf.revision();
+        match at_least {
+            Some(Revision(r)) if r > current => Err(ApiError::new(
+                ErrorCode::RevisionNotVisible,
+                format!("revision `{r}` is not visible yet (this node is at `{current}`)"),
+            )),
+            _ => Ok(Revision(current)),
+        }
+    }
+
+    /// Applies a batch atomically on the blocking pool; the credential's
+    /// name is the actor of the change log.
+    pub async fn write(
+        &self,
+        tenant: &str,
+        actor: &str,
+        changes: Vec<Change>,
+        preconditions: Vec<Precondition>,
+    ) -> Result<Revision, ApiError> {
+        let max = self.0.config.max_write_batch;
+        if changes.len() + preconditions.len() > max {
+            return Err(ApiError::new(
+                ErrorCode::BatchTooLarge,
+                format!("the request carries {} changes (at most {max})", changes.len() + preconditions.len()),
+            ));
+        }
+        let hf = Arc::clone(&self.0.hf);
+        let (tenant, actor) = (tenant.to_string(), actor.to_string());
+        let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        error::blocking(move || Ok(hf.write(&tenant, changes, &preconditions, &actor, at_ms)?)).await.map(Revision)
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config().body_limit;
+    Router::new()
+        .merge(ops::routes())
+        .merge(tuples::routes())
+        .merge(resources::routes())
+        .merge(query::routes())
+        .merge(changes::routes())
+        .merge(uflow::routes())
+        .fallback(error::unknown_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(metrics::catch_panic))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then lets
+/// in-flight requests finish and flushes the store.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let hf = Arc::clone(state.holdfast());
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    tokio::task::spawn_blocking(move || hf.flush()).await.map_err(std::io::Error::other)?.map_err(std::io::Error::other)
+}

@@ -1,0 +1,26 @@
+//! Operations: `GET /healthz` and `GET /metrics`. Neither needs a key: they
+//! carry no tenant data (route templates, counts, the revision), and the
+//! server listens on 127.0.0.1 unless told otherwise.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::wire::Revision;
+use super::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics))
+}
+
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    Json(json!({"status": "ok", "revision": Revision(state.holdfast().revision())}))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let text = state.metrics().render(state.holdfast().revision());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+}

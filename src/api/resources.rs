@@ -1,0 +1,499 @@
+//! Friendly resources over the same tuples: roles (with their scopes),
+//! applications (with `scopes_supported`), bindings, group members, users
+//! and service accounts. Each write is one atomic batch.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::Router;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::auth::{TenantRead, TenantWrite};
+use super::error::{blocking, ApiError, Json, Path, Query};
+use super::wire::{
+    page_size, page_token, parse_page_token, ApplicationIn, ApplicationOut, BindingDeleteQuery, BindingIn, BindingList,
+    BindingOut, BindingQuery, BindingWritten, GroupOut, Listing, Revision, RoleIn, RoleOut, SubjectIn, SubjectOut,
+    Window, Written,
+};
+use super::AppState;
+use crate::model::{validate_id, Conditions, ObjectRef, ObjectType, Timestamp, Tuple};
+use crate::service::{BindingFilter, Change, Precondition};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tenants/{tenant}/roles", get(list_roles))
+        .route("/v1/tenants/{tenant}/roles/{role}", get(get_role).put(put_role).delete(delete_role))
+        .route("/v1/tenants/{tenant}/applications", get(list_apps))
+        .route("/v1/tenants/{tenant}/applications/{application}", get(get_app).put(put_app).delete(delete_app))
+        .route("/v1/tenants/{tenant}/bindings", get(list_bindings).post(create_binding).delete(delete_binding))
+        .route("/v1/tenants/{tenant}/groups/{group}", get(get_group))
+        .route("/v1/tenants/{tenant}/groups/{group}/members/{subject}", put(add_member).delete(remove_member))
+        .route("/v1/tenants/{tenant}/users/{user}", get(get_user).put(put_user).delete(delete_user))
+        .route(
+            "/v1/tenants/{tenant}/service-accounts/{service_account}",
+            get(get_service_account).put(put_service_account).delete(delete_service_account),
+        )
+}
+
+/// An item and the revision it was read at or written by.
+#[derive(Serialize)]
+pub(super) struct Saved<T> {
+    #[serde(flatten)]
+    item: T,
+    revision: Revision,
+}
+
+/// `type:id` from a path segment; 400 if the id is malformed.
+fn object(ty: ObjectType, id: &str) -> Result<ObjectRef, ApiError> {
+    validate_id(id).map_err(|m| ApiError::parameter(format!("{ty} id `{id}` {m}")))?;
+    Ok(ObjectRef::new(ty, id))
+}
+
+/// A user, group or service account reference (`user:alice`).
+pub(super) fn subject_ref(text: &str) -> Result<ObjectRef, ApiError> {
+    let r = ObjectRef::parse(text).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if !r.ty.is_subject() {
+        return Err(ApiError::invalid(format!(
+            "`{text}` is not a subject (expected user:, group: or service_account:)"
+        )));
+    }
+    Ok(r)
+}
+
+fn scope_list(field: &str, scopes: &[String]) -> Result<Vec<String>, ApiError> {
+    let mut v = scopes.to_vec();
+    for s in &v {
+        validate_id(s).map_err(|m| ApiError::invalid(format!("`{field}`: scope `{s}` {m}")))?;
+    }
+    v.sort();
+    v.dedup();
+    Ok(v)
+}
+
+fn attrs(pairs: &[(&str, &Option<String>)]) -> Value {
+    let m: Map<String, Value> =
+        pairs.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), json!(v)))).collect();
+    Value::Object(m)
+}
+
+fn attr(attrs: Option<&Value>, key: &str) -> Option<String> {
+    attrs.and_then(|a| a.get(key)).and_then(Value::as_str).map(str::to_string)
+}
+
+/// The changes that make `object` grant (or support) exactly `wanted`.
+fn scope_changes(object: &ObjectRef, relation: &str, old: &[String], wanted: &[String]) -> Vec<Change> {
+    let t = |s: &str| Tuple::new(object.clone(), relation, ObjectRef::new(ObjectType::Scope, s));
+    let mut out: Vec<Change> = old.iter().filter(|s| !wanted.contains(s)).map(|s| Change::DeleteTuple(t(s))).collect();
+    out.extend(wanted.iter().filter(|s| !old.contains(s)).map(|s| Change::PutTuple(t(s), None)));
+    out
+}
+
+// -------------------------------------------------------------------- roles
+
+async fn list_roles(State(state): State<AppState>, auth: TenantRead) -> Result<axum::Json<Listing<RoleOut>>, ApiError> {
+    let revision = state.visible(None)?;
+    let tenant = state.tenant(&auth.tenant)?;
+    let st = tenant.read();
+    let items = st.role_names().iter().filter_map(|r| role_out(&st, r)).collect();
+    Ok(axum::Json(Listing { items, revision }))
+}
+
+fn role_out(st: &crate::service::TenantState, id: &str) -> Option<RoleOut> {
+    let scopes = st.role_scope_names(id)?;
+    let a = st.objects.get(&ObjectRef::new(ObjectType::Role, id));
+    Some(RoleOut { id: id.to_string(), name: attr(a, "name"), description: attr(a, "description"), scopes })
+}
+
+async fn get_role(
+    State(state): State<AppState>,
+    auth: TenantRead,
+    Path((_, role)): Path<(String, String)>,
+) -> Result<axum::Json<Saved<RoleOut>>, ApiError> {
+    let revision = state.visible(None)?;
+    let tenant = state.tenant(&auth.tenant)?;
+    let item = role_out(&tenant.read(), &role).ok_or_else(|| ApiError::not_found("role", &role))?;
+    Ok(axum::Json(Saved { item, revision }))
+}
+
+async fn put_role(
+    State(state): State<AppState>,
+    auth: TenantWrite,
+    Path((_, role)): Path<(String, String)>,
+    Json(body): Json<RoleIn>,
+) -> Result<axum::Json<Saved<RoleOut>>, ApiError> {
+    let o = object(ObjectType::Role, &role)?;
+    let scopes = scope_list("scopes", &body.scopes)?;
+    let old = state.holdfast().tenant(&auth.tenant).and_then(|t| t.read().role_scope_names(&role)).unwrap_or_default();
+    let mut changes =
+        vec![Change::PutObject(o.clone(), attrs(&[("name", &body.name), ("description", &body.description)]))];
+    changes.extend(scope_changes(&o, "grants", &old, &scopes));
+    let revision = state.write(&auth.tenant, &auth.caller.name, changes, vec![]).await?;
+    let item = RoleOut { id: role, name: body.name, description: body.description, scopes };
+    Ok(axum::Json(Saved { item, revision }))
+}
+
+async fn delete_role(
+    State(state): State<AppState>,
+    auth: TenantWrite,
+    Path((_, role)): Path<(String, String)>,
+) -> Result<axum::Json<Written>, ApiError> {
+    let o = object(ObjectType::Role, &role)?;
+    let scopes =
+        state.tenant(&auth.tenant)?.read().role_scope_names(&role).ok_or_else(|| ApiError::not_found("role", &role))?;
+    let mut changes = scope_changes(&o, "grants", &scopes, &[]);
+    changes.push(Change::DeleteObject(o));
+    let revision = state.write(&auth.tenant, &auth.caller.name, changes, vec![]).await?;
+    Ok(axum::Json(Written { revision }))
+}
+
+// ------------------------------------------------------------- applications
+
+fn app_out(st: &crate::service::TenantState, id: &str) -> Option<ApplicationOut> {
+    let scopes_supported = st.app_scope_names(id)?;
+    let a = st.objects.get(&ObjectRef::new(ObjectType::Application, id));
+    Some(ApplicationOut { id: id.to_string(), name: attr(a, "name"), resource: attr(a, "resource"), scopes_supported })
+}
+
+async fn list_apps(
+    State(state): State<AppState>,
+    auth: TenantRead,
+) -> Result<axum::Json<Listing<ApplicationOut>>, ApiError> {
+    let revision = state.visible(None)?;
+    let tenant = state.tenant(&auth.tenant)?;
+    let st = tenant.read();
+    let items = st.app_names().iter().filter_map(|a| app_out(&st, a)).collect();
+    Ok(axum::Json(Listing { items, revision }))
+}
+
+async fn get_app(
+    State(state): State<AppState>,
+    auth: TenantRead,
+    Path((_, app)): Path<(String, String)>,
+) -> Result<axum::Json<Saved<ApplicationOut>>, ApiError> {
+    let revision = state.visible(None)?;
+    let tenant = state.tenant(&auth.tenant)?;
+    let item = app_out(&tenant.read(), &app).ok_or_else(|| ApiError::not_found("application", &app))?;
+    Ok(axum::Json(Saved { item, revision }))
+}
+
+/// An OAuth resource indicator: an absolute URI without fragment or spaces.
+fn check_resource(uri: &str) -> Result<(), ApiError> {
+    let ok = uri.split_once("://").is_some_and(|(scheme, rest)| {
+        !scheme.is_empty()
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            && !rest.is_empty()
+    }) && !uri.contains('#')
+        && !uri.chars().any(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "`resource`: `{uri}` is not an absolute URI without fragment (e.g. `https://mcp.example.com/github`)"
+        )))
+    }
+}
+
+async fn put_app(
+    State(state): State<AppState>,
+    auth: TenantWrite,
+    Path((_, app)): Path<(String, String)>,
+    Json(body): Json<ApplicationIn>,
+) -> Result<axum::Json<Saved<ApplicationOut>>, ApiError> {
+    let o = object(ObjectType::Application, &app)?;
+    let scopes = scope_list("scopes_supported", &body.scopes_supported)?;
+    if let Some(r) = &body.resource {
+        check_resource(r)?;
+    }
+    let old = state.holdfast().tenant(&auth.tenant).and_then(|t| t.read().app_scope_names(&app)).unwrap_or_default();
+    let mut changes = vec![Change::PutObject(o.clone(), attrs(&[("name", &body.name), ("resource", &body.resource)]))];
+    changes.extend(scope_changes(&o, "supports", &old, &scopes));
+    let revision = state.write(&auth.tenant, &auth.caller.name, changes, vec![]).await?;
+    let item = ApplicationOut { id: app, name: body.name, resource: body.resource, scopes_supported: scopes };
+    Ok(axum::Json(Saved { item, revision }))
+}
+
+async fn delete_app(
+    State(state): State<AppState>,
+    auth: TenantWrite,
+    Path((_, app)): Path<(String, String)>,
+) -> Result<axum::Json<Written>, ApiError> {
+    let o = object(ObjectType::Application, &app)?;
+    let scopes = state
+        .tenant(&auth.tenant)?
+        .read()
+        .app_scope_names(&app)
+        .ok_or_else(|| ApiError::not_found("application", &app))?;
+    let mut changes = scope_changes(&o, "supports", &scopes, &[]);
+    changes.push(Change::DeleteObject(o));
+    let revision = state.write(&auth.tenant, &auth.caller.name, changes, vec![]).await?;
+    Ok(axum::Json(Written { revision }))
+}
+
+// ----------------------------------------------------------------- bindings
+
+/// The tuple of a binding: `application:A#ROLE@S`, or `tenant#ROLE@S`.
+pub(super) fn binding_tuple(subject: &ObjectRef, role: &str, application: Option<&str>) -> Result<Tuple, ApiError> {
+    validate_id(role).map_err(|m| ApiError::invalid(format!("role `{role}` {m}")))?;
+    let resource = match application {
+        Some(a) => {
+            validate_id(a).map_err(|m| ApiError::invalid(format!("application `{a}` {m}")))?;
+            ObjectRef::new(ObjectType::Application, a)
+        }
+        None => ObjectRef::tenant(),
+    };
+    Ok(Tuple::new(resource, role, subject.clone()))
+}
+
+pub(super) fn binding_out(t: &Tuple, conditions: Option<Conditions>) -> BindingOut {
+    BindingOut {
+        binding: t.to_string(),
+        subject: t.subject.to_string(),
+        role: t.relation.clone(),
+        application: (t.object.ty == ObjectType::Application).then(|| t.object.id.clone()),
+        conditions,
+    }
+}
+
+/// Writes one binding (creating or replacing it); 422 if its role or
+/// application is not defined.
+pub(super) async fn write_binding(
+    state: &AppState,
+    auth: &TenantWrite,
+    tuple: Tuple,
+    window: Window,
+    now: Timestamp,
+) -> Result<(StatusCode, axum::Json<BindingWritten>), ApiError> {
+    let conditions = window.resolve(now)?;
+    let change = Change::PutTuple(tuple.clone(), conditions.clone());
+    let revision = state.write(&auth.tenant, &auth.caller.name, vec![change], vec![]).await?;
+    Ok((StatusCode::CREATED, axum::Json(BindingWritten { binding: binding_out(&tuple, conditions), revision })))
+}
+
+async fn create_binding(
+    State(state): State<AppState>,
+    auth: TenantWrite,
+    Json(b): Json<BindingIn>,
+) -> Result<(StatusCode, axum::Json<BindingWritten>), ApiError> {
+    let subject = subject_ref(&b.subject)?;
+    let tuple = binding_tuple(&subject, &b.role, b.application.as_deref())?;
+    let window = Window {
+        conditions: b.conditions,
+        expires_at: b.expires_at,
+        expires_in: b.expires_in,
+        not_before: b.not_before,
+    };
+    write_binding(&state, &auth, tuple, window, state.now()).await
+}
+
+async fn list_bindings(
+    State(state): State<AppState>,
+    auth: TenantRead,
+    Query(q): Query<BindingQuery>,
+) -> Result<axum::Json<BindingList>, ApiError> {
+    let filter = BindingFilter {
+        subject: q.subject.as_deref().map(subject_ref).transpose().map_err(|e| ApiError::parameter(e.message))?,
+        role: q.role,
+        resource: q.application.map(|a| ObjectRef::new(ObjectType::Application, a)),
+    };
+    let after = q.page_token.as_deref().map(parse_page_token).transpose()?;
+    let size = page_size(q.page_size, 100, 1000);
+    let revision = state.visible(None)?;
+    let tenant = state.tenant(&auth.tenant)?;
+    blocking(move || {
+        let st = tenant.read();
+        let mut rest = st
+            .bindings_matching(&filter)
+            .into_iter()
+            .map(|(t, c)| (t.to_string(), t, c))
+            .filter(|(text, _, _)| after.as_deref().is_none_or(|a| text.as_str() > a));
+        let page: Vec<_> = rest.by_ref().take(size).collect();
+        let next_page_token = rest.next().and(page.last().map(|(text, _, _)| page_token(text)));
+        let bindings = page.into_iter().map(|(_, t, c)| binding_out(&t, c)).collect();
+        Ok(axum::Json(BindingList { bindings, next_page_token, revision }))
+    })
+    .await
+}
+
+async fn delete_binding(
+    State(state): State<AppState>,
+    auth: TenantWrite,
+    Query(q): Query<BindingDeleteQuery>,
+) -> Result<axum::Json<Written>, ApiError> {
+    let tuple = match (q.binding, q.subject, q.role) {
+        (Some(text), None, None) if q.application.is_none() => {
+            Tuple::parse(&text).map_err(|e| ApiError::parameter(format!("`binding`: {e}")))?
+        }
+        (None, Some(s), Some(r)) => {
+            let subject = subject_ref(&s).map_err(|e| ApiError::parameter(e.message))?;
+            binding_tuple(&subject, &r, q.application.as_deref()).map_err(|e| ApiError::parameter(e.message))?
+        }
+        _ => {
+            return Err(ApiError::parameter(
+                "give `binding=<tuple>`, or `subject` and `role` (and `application`; absent = tenant-wide)",
+            ))
+        }
+    };
+    delete_existing(&state, &auth, tuple, "binding").await
+}
+
+/// Deletes one tuple that must exist: 404 if it does not, 409 if it
+/// disappears concurrently.
+async fn delete_existing(
+    state: &AppState,
+    auth: &TenantWrite,
+    tuple: Tuple,
+    what: &str,
+) -> Result<axum::Json<Written>, ApiError> {
+    if !state.tenant(&auth.tenant)?.read().tuple_exists(&tuple) {
+        return Err(ApiError::not_found(what, &tuple.to_string()));
+    }
+    let pre = Precondition { tuple: tuple.clone(), exists: true };
+    let revision = state.write(&auth.tenant, &auth.caller.name, vec![Change::DeleteTuple(tuple)], vec![pre]).await?;
+    Ok(axum::Json(Written { revision }))
+}
+
+// ------------------------------------------------------------------- groups
+
+async fn get_group(
+    State(state): State<AppState>,
+    auth: TenantRead,
+    Path((_, group)): Path<(String, String)>,
+) -> Result<axum::Json<GroupOut>, ApiError> {
+    let g = object(ObjectType::Group, &group)?;
+    let revision = state.visible(None)?;
+    let tenant = state.tenant(&auth.tenant)?;
+    let st = tenant.read();
+    let members = st.group_members(&g).ok_or_else(|| ApiError::not_found("group", &group))?;
+    Ok(axum::Json(GroupOut {
+        group: g.to_string(),
+        name: attr(st.objects.get(&g), "name"),
+        members: members.iter().map(ToString::to_string).collect(),
+        revision,
+    }))
+}
+
+fn membership(group: &str, subject: &str) -> Result<Tuple, ApiError> {
+    let g = object(ObjectType::Group, group)?;
+    let s = subject_ref(subject).map_err(|e| ApiError::parameter(e.message))?;
+    Ok(Tuple::new(g, "member", s))
+}
+
+async fn add_member(
+    State(state): State<AppState>,
+    auth: TenantWrite,
+    Path((_, group, subject)): Path<(String, String, String)>,
+) -> Result<axum::Json<Written>, ApiError> {
+    let t = membership(&group, &subject)?;
+    let revision = state.write(&auth.tenant, &auth.caller.name, vec![Change::PutTuple(t, None)], vec![]).await?;
+    Ok(axum::Json(Written { revision }))
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    auth: TenantWrite,
+    Path((_, group, subject)): Path<(String, String, String)>,
+) -> Result<axum::Json<Written>, ApiError> {
+    let t = membership(&group, &subject)?;
+    delete_existing(&state, &auth, t, "membership").await
+}
+
+// ------------------------------------------------- users and service accounts
+
+async fn get_subject(state: &AppState, tenant: &str, s: ObjectRef) -> Result<axum::Json<SubjectOut>, ApiError> {
+    let revision = state.visible(None)?;
+    let tenant = state.tenant(tenant)?;
+    let st = tenant.read();
+    if !st.subject_known(&s) {
+        return Err(ApiError::not_found(s.ty.as_str(), &s.id));
+    }
+    let a = st.objects.get(&s);
+    Ok(axum::Json(SubjectOut {
+        subject: s.to_string(),
+        name: attr(a, "name"),
+        email: attr(a, "email"),
+        status: if st.suspensions.contains_key(&s) { "suspended" } else { "active" },
+        groups: st.direct_groups(&s).iter().map(ToString::to_string).collect(),
+        revision,
+    }))
+}
+
+async fn put_subject(
+    state: &AppState,
+    auth: &TenantWrite,
+    s: ObjectRef,
+    body: SubjectIn,
+) -> Result<axum::Json<Written>, ApiError> {
+    let change = Change::PutObject(s, attrs(&[("name", &body.name), ("email", &body.email)]));
+    let revision = state.write(&auth.tenant, &auth.caller.name, vec![change], vec![]).await?;
+    Ok(axum::Json(Written { revision }))
+}
+
+/// Removes the subject, its memberships and bindings (and a suspension) in one batch.
+async fn delete_subject(state: &AppState, auth: &TenantWrite, s: ObjectRef) -> Result<axum::Json<Written>, ApiError> {
+    let changes = {
+        let tenant = state.tenant(&auth.tenant)?;
+        let st = tenant.read();
+        if !st.subject_known(&s) {
+            return Err(ApiError::not_found(s.ty.as_str(), &s.id));
+        }
+        let mut changes: Vec<Change> = st.tuples_naming(&s).into_iter().map(Change::DeleteTuple).collect();
+        if st.suspensions.contains_key(&s) {
+            changes.push(Change::Reactivate(s.clone()));
+        }
+        changes.push(Change::DeleteObject(s));
+        changes
+    };
+    let revision = state.write(&auth.tenant, &auth.caller.name, changes, vec![]).await?;
+    Ok(axum::Json(Written { revision }))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    auth: TenantRead,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<axum::Json<SubjectOut>, ApiError> {
+    get_subject(&state, &auth.tenant, object(ObjectType::User, &id)?).await
+}
+
+async fn put_user(
+    State(state): State<AppState>,
+    auth: TenantWrite,
+    Path((_, id)): Path<(String, String)>,
+    Json(body): Json<SubjectIn>,
+) -> Result<axum::Json<Written>, ApiError> {
+    put_subject(&state, &auth, object(ObjectType::User, &id)?, body).await
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    auth: TenantWrite,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<axum::Json<Written>, ApiError> {
+    delete_subject(&state, &auth, object(ObjectType::User, &id)?).await
+}
+
+async fn get_service_account(
+    State(state): State<AppState>,
+    auth: TenantRead,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<axum::Json<SubjectOut>, ApiError> {
+    get_subject(&state, &auth.tenant, object(ObjectType::ServiceAccount, &id)?).await
+}
+
+async fn put_service_account(
+    State(state): State<AppState>,
+    auth: TenantWrite,
+    Path((_, id)): Path<(String, String)>,
+    Json(body): Json<SubjectIn>,
+) -> Result<axum::Json<Written>, ApiError> {
+    put_subject(&state, &auth, object(ObjectType::ServiceAccount, &id)?, body).await
+}
+
+async fn delete_service_account(
+    State(state): State<AppState>,
+    auth: TenantWrite,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<axum::Json<Written>, ApiError> {
+    delete_subject(&state, &auth, object(ObjectType::ServiceAccount, &id)?).await
+}

@@ -1,0 +1,593 @@
+//! Wire types (DTOs): what the API reads and writes as JSON. Requests deny
+//! unknown fields. Revisions travel as decimal strings.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ApiError, ErrorCode};
+use crate::explain::BindingTrace;
+use crate::model::conditions::parse_duration;
+use crate::model::{Conditions, Context, MfaContext, ObjectRef, Timestamp, Tuple};
+use crate::query::{Decision, StepUp};
+
+/// A revision: a decimal string on the wire; accepted as string or number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Revision(pub u64);
+
+impl Serialize for Revision {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Revision {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Num(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d).map_err(|_| serde::de::Error::custom("a revision is a decimal string or number"))? {
+            Raw::Num(n) => Ok(Revision(n)),
+            Raw::Text(s) => s
+                .trim()
+                .parse()
+                .map(Revision)
+                .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a revision (a decimal number)"))),
+        }
+    }
+}
+
+/// `{"revision": "42"}`: what a write answers.
+#[derive(Debug, Serialize)]
+pub struct Written {
+    pub revision: Revision,
+}
+
+// ------------------------------------------------------------------ check
+
+/// The request context; `now` defaults to the server clock.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextIn {
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    #[serde(default)]
+    pub mfa: Option<MfaContext>,
+    #[serde(default)]
+    pub now: Option<Timestamp>,
+}
+
+impl ContextIn {
+    pub fn resolve(self, clock: Timestamp) -> Context {
+        Context { now: self.now.unwrap_or(clock), ip: self.ip, mfa: self.mfa }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    pub subject: String,
+    pub application: String,
+    pub scope: String,
+    #[serde(default)]
+    pub context: Option<ContextIn>,
+    #[serde(default)]
+    pub explain: bool,
+    #[serde(default)]
+    pub at_least: Option<Revision>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckResponse {
+    pub decision: Decision,
+    pub reason: &'static str,
+    /// The binding that decided an `allow`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_up: Option<StepUp>,
+    /// Every binding considered (`explain: true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Vec<BindingTrace>>,
+    pub revision: Revision,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchCheckItem {
+    pub subject: String,
+    pub application: String,
+    pub scope: String,
+    #[serde(default)]
+    pub context: Option<ContextIn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchCheckRequest {
+    pub checks: Vec<BatchCheckItem>,
+    #[serde(default)]
+    pub at_least: Option<Revision>,
+}
+
+/// One answer of a batch: a decision, or the error of that item alone.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum BatchResult {
+    Decision {
+        decision: Decision,
+        reason: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        binding: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step_up: Option<StepUp>,
+    },
+    Error {
+        error: serde_json::Value,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchCheckResponse {
+    pub results: Vec<BatchResult>,
+    pub revision: Revision,
+}
+
+// ------------------------------------------------------------------ tuples
+
+/// A tuple in the text form or as `{object, relation, subject, conditions?}`.
+#[derive(Debug, Clone)]
+pub enum TupleIn {
+    Text(String),
+    Object(TupleObject),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TupleObject {
+    pub object: String,
+    pub relation: String,
+    pub subject: String,
+    #[serde(default)]
+    pub conditions: Option<Conditions>,
+}
+
+impl<'de> Deserialize<'de> for TupleIn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(TupleIn::Text(s)),
+            v @ serde_json::Value::Object(_) => {
+                serde_json::from_value(v).map(TupleIn::Object).map_err(D::Error::custom)
+            }
+            _ => Err(D::Error::custom(
+                "a tuple is a text (`group:eng#member@user:alice`) or an object {object, relation, subject}",
+            )),
+        }
+    }
+}
+
+impl TupleIn {
+    /// The tuple and its conditions; a malformed one is 422 `invalid_tuple`.
+    pub fn parse(&self) -> Result<(Tuple, Option<Conditions>), ApiError> {
+        let bad = |e: crate::model::ParseError| ApiError::new(ErrorCode::InvalidTuple, e.to_string());
+        match self {
+            TupleIn::Text(s) => Ok((Tuple::parse(s).map_err(bad)?, None)),
+            TupleIn::Object(o) => {
+                let object = ObjectRef::parse(&o.object).map_err(bad)?;
+                let subject = ObjectRef::parse(&o.subject).map_err(bad)?;
+                let t = Tuple::parse(&format!("{object}#{}@{subject}", o.relation)).map_err(bad)?;
+                Ok((t, o.conditions.clone()))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreconditionIn {
+    pub tuple: TupleIn,
+    /// `true` (default): the tuple must exist; `false`: it must not.
+    #[serde(default = "yes")]
+    pub exists: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteTuplesRequest {
+    #[serde(default)]
+    pub writes: Vec<TupleIn>,
+    #[serde(default)]
+    pub deletes: Vec<TupleIn>,
+    #[serde(default)]
+    pub preconditions: Vec<PreconditionIn>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TupleOut {
+    pub tuple: String,
+    pub object: String,
+    pub relation: String,
+    pub subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Conditions>,
+}
+
+impl TupleOut {
+    pub fn new(t: &Tuple, conditions: Option<Conditions>) -> Self {
+        TupleOut {
+            tuple: t.to_string(),
+            object: t.object.to_string(),
+            relation: t.relation.clone(),
+            subject: t.subject.to_string(),
+            conditions,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TupleQuery {
+    pub object: Option<String>,
+    pub relation: Option<String>,
+    pub subject: Option<String>,
+    pub page_size: Option<usize>,
+    pub page_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TupleList {
+    pub tuples: Vec<TupleOut>,
+    /// Pass back as `page_token` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+    pub revision: Revision,
+}
+
+// --------------------------------------------------------------- resources
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleIn {
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RoleOut {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationIn {
+    pub scopes_supported: Vec<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The application's canonical URI (OAuth resource indicator).
+    #[serde(default)]
+    pub resource: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApplicationOut {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    pub scopes_supported: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub revision: Revision,
+}
+
+/// Conditions of a new binding: `conditions`, plus the validity window given
+/// at the top level (`expires_in` is relative to the server clock).
+#[derive(Debug, Default)]
+pub struct Window {
+    pub conditions: Option<Conditions>,
+    pub expires_at: Option<Timestamp>,
+    pub expires_in: Option<String>,
+    pub not_before: Option<Timestamp>,
+}
+
+impl Window {
+    /// The binding's conditions (`None` when there are none).
+    pub fn resolve(self, clock: Timestamp) -> Result<Option<Conditions>, ApiError> {
+        let mut c = self.conditions.unwrap_or_default();
+        let expires_in = match &self.expires_in {
+            Some(d) => {
+                Some(clock.plus(parse_duration(d).map_err(|m| ApiError::invalid(format!("`expires_in`: {m}")))?))
+            }
+            None => None,
+        };
+        let expiry = [
+            c.expires_at.map(|_| "conditions.expires_at"),
+            self.expires_at.map(|_| "expires_at"),
+            self.expires_in.as_ref().map(|_| "expires_in"),
+        ];
+        let given: Vec<&str> = expiry.into_iter().flatten().collect();
+        if given.len() > 1 {
+            return Err(ApiError::invalid(format!(
+                "give one expiry, not {}",
+                given.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(" and ")
+            )));
+        }
+        if c.not_before.is_some() && self.not_before.is_some() {
+            return Err(ApiError::invalid("give one of `not_before` and `conditions.not_before`"));
+        }
+        c.expires_at = c.expires_at.or(self.expires_at).or(expires_in);
+        c.not_before = c.not_before.or(self.not_before);
+        if let (Some(nb), Some(exp)) = (c.not_before, c.expires_at) {
+            if nb >= exp {
+                return Err(ApiError::invalid(format!("`not_before` ({nb}) is not before the expiry ({exp})")));
+            }
+        }
+        Ok((!c.is_empty()).then_some(c))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingIn {
+    pub subject: String,
+    pub role: String,
+    /// Absent or null: tenant-wide.
+    #[serde(default)]
+    pub application: Option<String>,
+    #[serde(default)]
+    pub conditions: Option<Conditions>,
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
+    #[serde(default)]
+    pub expires_in: Option<String>,
+    #[serde(default)]
+    pub not_before: Option<Timestamp>,
+}
+
+/// The seed API's role binding: the group is in the path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBindingIn {
+    pub role: String,
+    #[serde(default)]
+    pub application: Option<String>,
+    #[serde(default)]
+    pub conditions: Option<Conditions>,
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
+    #[serde(default)]
+    pub expires_in: Option<String>,
+    #[serde(default)]
+    pub not_before: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BindingOut {
+    pub binding: String,
+    pub subject: String,
+    pub role: String,
+    /// `null`: tenant-wide.
+    pub application: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Conditions>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BindingWritten {
+    #[serde(flatten)]
+    pub binding: BindingOut,
+    pub revision: Revision,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingQuery {
+    pub subject: Option<String>,
+    pub role: Option<String>,
+    pub application: Option<String>,
+    pub page_size: Option<usize>,
+    pub page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingDeleteQuery {
+    pub binding: Option<String>,
+    pub subject: Option<String>,
+    pub role: Option<String>,
+    /// Absent: the tenant-wide binding.
+    pub application: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BindingList {
+    pub bindings: Vec<BindingOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+    pub revision: Revision,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectIn {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SubjectOut {
+    pub subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// `active` or `suspended`.
+    pub status: &'static str,
+    /// Groups it is a direct member of.
+    pub groups: Vec<String>,
+    pub revision: Revision,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GroupOut {
+    pub group: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub members: Vec<String>,
+    pub revision: Revision,
+}
+
+// ------------------------------------------------------------------ reads
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessQuery {
+    /// `expired`: also list expired bindings, marked.
+    pub include: Option<String>,
+    /// Evaluation time (RFC 3339); default: the server clock.
+    pub now: Option<String>,
+    pub at_least: Option<Revision>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhoQuery {
+    pub scope: Option<String>,
+    pub page_size: Option<usize>,
+    pub page_token: Option<String>,
+    pub now: Option<String>,
+    pub at_least: Option<Revision>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesQuery {
+    pub since: Option<Revision>,
+    pub limit: Option<usize>,
+}
+
+/// One operation of a change, readable.
+#[derive(Debug, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum OpOut {
+    Write {
+        tuple: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conditions: Option<Conditions>,
+    },
+    Delete {
+        tuple: String,
+    },
+    PutObject {
+        object: String,
+        attributes: serde_json::Value,
+    },
+    DeleteObject {
+        object: String,
+    },
+    Suspend {
+        subject: String,
+        reason: String,
+        at: Timestamp,
+    },
+    Reactivate {
+        subject: String,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChangeOut {
+    pub revision: Revision,
+    /// Commit time, RFC 3339 with milliseconds.
+    pub at: String,
+    /// The name of the credential that wrote it.
+    pub actor: String,
+    pub ops: Vec<OpOut>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChangeList {
+    pub changes: Vec<ChangeOut>,
+    /// Pass as `since` to continue; the last revision listed (or `since`).
+    pub next_since: Revision,
+    pub revision: Revision,
+}
+
+/// Page tokens: the last key of a page, hex-encoded (URL-safe, opaque).
+pub fn page_token(last: &str) -> String {
+    last.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn parse_page_token(token: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::parameter(format!("`{token}` is not a page token of this API"));
+    if token.len() % 2 != 0 || !token.is_ascii() {
+        return Err(bad());
+    }
+    let bytes: Result<Vec<u8>, _> =
+        (0..token.len()).step_by(2).map(|i| u8::from_str_radix(&token[i..i + 2], 16)).collect();
+    String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())
+}
+
+/// The page size asked for, bounded to `1..=max` (default `default`).
+pub fn page_size(asked: Option<usize>, default: usize, max: usize) -> usize {
+    asked.unwrap_or(default).clamp(1, max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revisions_are_strings_and_accept_numbers() {
+        assert_eq!(serde_json::to_string(&Revision(42)).unwrap(), "\"42\"");
+        assert_eq!(serde_json::from_str::<Revision>("\"42\"").unwrap(), Revision(42));
+        assert_eq!(serde_json::from_str::<Revision>("42").unwrap(), Revision(42));
+        assert!(serde_json::from_str::<Revision>("\"x\"").is_err());
+        assert!(serde_json::from_str::<Revision>("-1").is_err());
+    }
+
+    #[test]
+    fn tuples_in_both_forms() {
+        let a: TupleIn = serde_json::from_str("\"group:eng#member@user:alice\"").unwrap();
+        let b: TupleIn =
+            serde_json::from_str(r#"{"object":"group:eng","relation":"member","subject":"user:alice"}"#).unwrap();
+        assert_eq!(a.parse().unwrap(), b.parse().unwrap());
+        let e = serde_json::from_str::<TupleIn>(r#"{"object":"group:eng","relation":"member","subj":"x"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `subj`"), "{e}");
+        let bad: TupleIn = serde_json::from_str("\"group:eng#member\"").unwrap();
+        assert_eq!(bad.parse().unwrap_err().code, ErrorCode::InvalidTuple);
+    }
+
+    #[test]
+    fn page_tokens_round_trip() {
+        let t = page_token("group:eng#member@user:alice");
+        assert!(t.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(parse_page_token(&t).unwrap(), "group:eng#member@user:alice");
+        assert!(parse_page_token("zz").is_err());
+        assert!(parse_page_token("abc").is_err());
+    }
+}

@@ -1,0 +1,150 @@
+//! `holdfast serve`: the HTTP API on the embedded store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Args, ValueEnum};
+
+use holdfast::api::{self, AppState, Keys};
+use holdfast::policy::{self, Policy};
+use holdfast::service::Holdfast;
+use holdfast::store::Durability;
+
+/// The worked example, embedded so `--demo` works from any directory.
+const DEMO_POLICY: &str = include_str!("../../examples/acme.yaml");
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DurabilityArg {
+    /// fsync every write before answering (acknowledged = durable).
+    Sync,
+    /// Hand writes to the OS: survives a process crash, not a power loss.
+    Buffered,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The store directory.
+    #[arg(long, default_value = "./holdfast-data")]
+    data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Load the worked example (tenant `acme`) if that tenant is empty.
+    #[arg(long)]
+    demo: bool,
+    /// Load this policy file into its tenant if that tenant is empty.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// API keys: a YAML or JSON list of {name, key_sha256 | key, tenant?, access: read|write}.
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "sync")]
+    durability: DurabilityArg,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Loads `p` into its tenant unless that tenant already has data.
+fn load_if_empty(hf: &Holdfast, p: &Policy, actor: &str) -> Result<(), String> {
+    if hf.tenant(&p.tenant).is_some() {
+        eprintln!("tenant `{}` already has data; not loading {}", p.tenant, p.source);
+        return Ok(());
+    }
+    let rev = hf.write(&p.tenant, p.changes.clone(), &[], actor, now_ms()).map_err(|e| format!("{}: {e}", p.source))?;
+    eprintln!("loaded {} into tenant `{}` (revision {rev})", p.source, p.tenant);
+    Ok(())
+}
+
+/// The accepted keys: `HOLDFAST_API_KEY` and/or `--keys`; else the stored
+/// hash of a key generated at first start (printed once, here).
+fn keys(a: &ServeArgs) -> Result<Keys, String> {
+    let mut keys = match std::env::var("HOLDFAST_API_KEY") {
+        Ok(k) if !k.is_empty() => Keys::admin(&k),
+        _ => Keys::default(),
+    };
+    if let Some(path) = &a.keys {
+        keys = keys.merge(Keys::load(path).map_err(|e| e.to_string())?);
+    }
+    if keys.is_empty() {
+        let (generated, new_key) = Keys::load_or_generate(&a.data).map_err(|e| e.to_string())?;
+        match new_key {
+            Some(k) => {
+                eprintln!(
+                    "generated the admin API key (shown once; only its SHA-256 is stored in {}):",
+                    a.data.join(api::auth::ADMIN_KEY_FILE).display()
+                );
+                eprintln!("\n    {k}\n");
+            }
+            None => eprintln!(
+                "using the admin key whose hash is in {} (set HOLDFAST_API_KEY or --keys to use others)",
+                a.data.join(api::auth::ADMIN_KEY_FILE).display()
+            ),
+        }
+        keys = generated;
+    }
+    Ok(keys)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests, then flushing the store");
+}
+
+pub fn run(a: &ServeArgs) -> Result<ExitCode, String> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+
+    let durability = match a.durability {
+        DurabilityArg::Sync => Durability::Sync,
+        DurabilityArg::Buffered => Durability::Buffered,
+    };
+    let hf = Holdfast::open(&a.data, durability).map_err(|e| format!("{}: {e}", a.data.display()))?;
+    if a.demo {
+        let p = policy::compile(DEMO_POLICY, "examples/acme.yaml").map_err(|e| e.to_string())?;
+        load_if_empty(&hf, &p, "demo")?;
+    }
+    if let Some(path) = &a.policy {
+        let p = policy::load(path).map_err(|e| e.to_string())?;
+        load_if_empty(&hf, &p, "policy-file")?;
+    }
+    let keys = keys(a)?;
+    let state = AppState::new(Arc::new(hf), keys);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(|e| format!("{}: {e}", a.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        eprintln!("holdfast listening on http://{addr} (data: {})", a.data.display());
+        api::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
+    })?;
+    eprintln!("store flushed; bye");
+    Ok(ExitCode::SUCCESS)
+}
