@@ -2,6 +2,7 @@
 //! gate (check: deny or step_up; test: a failed assertion), 2 invalid input.
 
 mod bench;
+mod policy;
 mod query;
 mod serve;
 
@@ -11,7 +12,6 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use holdfast::model::{Context, MfaContext, Timestamp};
-use holdfast::policy;
 use holdfast::service::{Holdfast, Tenant};
 use holdfast::store::Durability;
 
@@ -36,6 +36,14 @@ enum Command {
     Import(query::ImportArgs),
     /// Measure the engine on a generated tenant and print the figures.
     Bench(bench::BenchArgs),
+    /// Check policy files: structure, references, bindings that grant nothing.
+    Validate(policy::ValidateArgs),
+    /// Run the assertions of policy files (and of their `tests/` folders).
+    Test(policy::TestArgs),
+    /// Access diff between two versions of a policy (BASE HEAD).
+    Diff(policy::DiffArgs),
+    /// Time `diff` on two generated tenants that differ in a few hundred tuples.
+    BenchDiff(policy::BenchDiffArgs),
     /// Run the HTTP API server on a store directory.
     Serve(serve::ServeArgs),
 }
@@ -123,6 +131,10 @@ pub fn main() -> ExitCode {
         Command::Who(a) => query::who(&a),
         Command::Import(a) => query::import(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::Validate(a) => policy::validate(&a),
+        Command::Test(a) => policy::test(&a),
+        Command::Diff(a) => policy::diff(&a),
+        Command::BenchDiff(a) => policy::bench_diff(&a),
         Command::Serve(a) => serve::run(&a),
     };
     match result {

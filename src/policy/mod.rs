@@ -3,6 +3,7 @@
 //! compiles a file into the changes that load it into a tenant.
 
 pub mod assertions;
+pub mod diff;
 pub mod file;
 pub mod validate;
 pub mod yaml;

@@ -119,7 +119,27 @@ pub struct Located {
     pub hint: Option<String>,
 }
 
+/// The wire form (JSON) of a [`FileReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportJson {
+    pub file: String,
+    pub readable: bool,
+    pub errors: usize,
+    pub warnings: usize,
+    pub findings: Vec<Located>,
+}
+
 impl FileReport {
+    pub fn to_json(&self) -> ReportJson {
+        ReportJson {
+            file: self.file.clone(),
+            readable: self.readable,
+            errors: self.errors(),
+            warnings: self.warnings(),
+            findings: self.located(),
+        }
+    }
+
     pub fn errors(&self) -> usize {
         self.findings.iter().filter(|f| f.severity == Severity::Error).count()
     }

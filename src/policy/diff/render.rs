@@ -1,0 +1,169 @@
+//! Rendering a [`Diff`]: plain text for terminals and CI logs, Markdown for
+//! a pull-request comment. Both follow the diff's (stable) order: risk
+//! flags first, then subjects by name, entries by application and scope.
+
+use std::fmt::Write as _;
+
+use super::{Diff, EntryDiff, PathInfo, Summary};
+
+/// Subjects shown in full in Markdown (a PR comment has a size limit).
+pub const MARKDOWN_SUBJECTS: usize = 100;
+
+fn mark(change: &str) -> char {
+    match change {
+        "added" => '+',
+        "removed" => '-',
+        _ => '~',
+    }
+}
+
+fn route(p: &PathInfo) -> String {
+    format!("{} via {} [{}]", p.binding, p.path.join(" → "), p.conditions)
+}
+
+fn counts(s: &Summary) -> String {
+    format!(
+        "{} added, {} removed, {} weakened, {} strengthened, {} changed, {} risk flag(s)",
+        s.added, s.removed, s.weakened, s.strengthened, s.changed, s.risks
+    )
+}
+
+/// The diff as text: one block per subject, one line per entry.
+pub fn render_text(d: &Diff) -> String {
+    let mut out = format!("holdfast diff: {} → {}\n", d.base, d.head);
+    if !d.risks.is_empty() {
+        out.push_str("\nrisk flags:\n");
+        for r in &d.risks {
+            let _ = writeln!(out, "  {:<22} {}: {}", r.flag, r.target, r.message);
+        }
+    }
+    for s in &d.subjects {
+        let _ = writeln!(out, "\n{}", s.subject);
+        for e in &s.entries {
+            text_entry(&mut out, e);
+        }
+    }
+    if d.subjects.is_empty() {
+        out.push_str("\nno access changes\n");
+    }
+    let s = &d.summary;
+    let _ = writeln!(
+        out,
+        "\n{} subject(s) changed, {} evaluated ({} mode, {} changed tuple(s)): {}",
+        s.subjects_changed,
+        s.subjects_evaluated,
+        s.mode,
+        s.tuples_changed,
+        counts(s)
+    );
+    out
+}
+
+fn text_entry(out: &mut String, e: &EntryDiff) {
+    let _ = writeln!(out, "  {} {:<12} {} {}", mark(e.change), e.change, e.application, e.scope);
+    for x in &e.details {
+        let arrow = match (x.before.is_empty(), x.after.is_empty()) {
+            (false, false) => format!("{} → {}", x.before, x.after),
+            (true, _) => x.after.clone(),
+            (_, true) => x.before.clone(),
+        };
+        let _ = writeln!(out, "      {}: {}", x.code, arrow);
+    }
+    for p in &e.before {
+        let _ = writeln!(out, "      before: {}", route(p));
+    }
+    for p in &e.after {
+        let _ = writeln!(out, "      after:  {}", route(p));
+    }
+}
+
+/// A Markdown table cell: pipes escaped, newlines flattened.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+fn md_paths(paths: &[PathInfo]) -> String {
+    if paths.is_empty() {
+        return "—".to_string();
+    }
+    paths
+        .iter()
+        .map(|p| format!("`{}` via {} ({})", p.binding, p.path.join(" → "), p.conditions))
+        .collect::<Vec<_>>()
+        .join("<br>")
+}
+
+/// The diff as Markdown, ready to post as a pull-request comment: a
+/// summary table, the risk flags, then one section per subject.
+pub fn render_markdown(d: &Diff) -> String {
+    let s = &d.summary;
+    let mut out = String::from("## Holdfast access diff\n\n");
+    let _ = writeln!(out, "`{}` → `{}`\n", d.base, d.head);
+    out.push_str("| added | removed | weakened | strengthened | changed | risk flags | subjects changed |\n");
+    out.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} | {} | {} |",
+        s.added, s.removed, s.weakened, s.strengthened, s.changed, s.risks, s.subjects_changed
+    );
+    if !d.risks.is_empty() {
+        out.push_str("\n### ⚠️ Risk flags\n\n| flag | target | detail |\n|---|---|---|\n");
+        for r in &d.risks {
+            let _ = writeln!(out, "| `{}` | `{}` | {} |", r.flag, cell(&r.target), cell(&r.message));
+        }
+    }
+    if d.subjects.is_empty() {
+        out.push_str("\nNo access changes.\n");
+    }
+    for sd in d.subjects.iter().take(MARKDOWN_SUBJECTS) {
+        let _ = writeln!(out, "\n### `{}`\n", sd.subject);
+        out.push_str("| change | application | scope | before | after |\n|---|---|---|---|---|\n");
+        for e in &sd.entries {
+            let _ = writeln!(
+                out,
+                "| {} | {} | `{}` | {} | {} |",
+                e.change,
+                cell(&e.application),
+                cell(&e.scope),
+                cell(&md_paths(&e.before)),
+                cell(&md_paths(&e.after))
+            );
+        }
+        md_details(&mut out, &sd.entries);
+    }
+    if d.subjects.len() > MARKDOWN_SUBJECTS {
+        let _ = writeln!(
+            out,
+            "\n… and {} more subject(s); run `holdfast diff --format json` for all of them.",
+            d.subjects.len() - MARKDOWN_SUBJECTS
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n<sub>{} subject(s) evaluated ({} mode), {} changed tuple(s).</sub>",
+        s.subjects_evaluated, s.mode, s.tuples_changed
+    );
+    out
+}
+
+fn md_details(out: &mut String, entries: &[EntryDiff]) {
+    let lines: Vec<String> = entries
+        .iter()
+        .flat_map(|e| {
+            e.details.iter().map(move |x| {
+                let change = match (x.before.is_empty(), x.after.is_empty()) {
+                    (false, false) => format!("{} → {}", x.before, x.after),
+                    (true, _) => x.after.clone(),
+                    (_, true) => x.before.clone(),
+                };
+                format!("- `{}` `{}`: `{}` {change}", e.scope, x.code, x.binding)
+            })
+        })
+        .collect();
+    if !lines.is_empty() {
+        out.push('\n');
+        for l in lines {
+            let _ = writeln!(out, "{l}");
+        }
+    }
+}
