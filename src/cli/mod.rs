@@ -99,7 +99,7 @@ impl ContextArgs {
 
 /// A loaded source: the instance and the tenant to ask.
 pub struct Loaded {
-    pub hf: Holdfast,
+    pub _hf: Holdfast,
     pub tenant: std::sync::Arc<Tenant>,
 }
 
@@ -118,7 +118,7 @@ impl Source {
             (None, None) => return Err("give --policy FILE or --data DIR".into()),
         };
         let t = hf.tenant(&tenant).ok_or_else(|| format!("unknown tenant `{tenant}`"))?;
-        Ok(Loaded { hf, tenant: t })
+        Ok(Loaded { _hf: hf, tenant: t })
     }
 }
 

@@ -26,6 +26,7 @@ use crate::model::{Conditions, ObjectRef, ObjectType};
 pub use ids::{AppId, BindingId, Interner, NodeId, NodeKind, Origin, RoleId, ScopeId, Why};
 
 use cache::ViewCache;
+pub use cache::ViewScope;
 
 /// Bounds on one evaluation.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +77,8 @@ pub struct Hold {
 /// The derived access of one subject: what the rules concluded about it.
 #[derive(Debug, Clone, Default)]
 pub struct SubjectView {
-    /// Holdings, in a deterministic order (by binding text).
+    /// Holdings, ordered by binding id (deterministic for a given state;
+    /// callers that render sort by binding text).
     pub holds: Vec<Hold>,
     /// `(app, scope)` → (index into `holds`, usable) for every `Entitled`
     /// fact; `usable` is whether the matching `Granted` fact was derived.
@@ -89,14 +91,31 @@ impl SubjectView {
     }
 }
 
-/// Raw outputs of one evaluation.
-#[derive(Default)]
+/// Raw outputs of one evaluation (the subject column dropped).
+#[derive(Debug, Default)]
 pub struct Derived {
+    /// `Reach`: (via, group).
     pub reach: Vec<(NodeId, NodeId)>,
-    pub holds: Vec<rules::Holds>,
-    pub entitled: Vec<rules::Entitled>,
+    /// `Holds`: (role, resource, binding, origin, bound node).
+    pub holds: Vec<(RoleId, AppId, BindingId, Origin, NodeId)>,
+    /// `Entitled`: (app, scope, binding).
+    pub entitled: Vec<(AppId, ScopeId, BindingId)>,
+    /// `Granted`: (app, scope, binding).
     pub granted: FxHashSet<(AppId, ScopeId, BindingId)>,
+    /// `Verdict` (explain only): (binding, why).
     pub verdicts: Vec<(BindingId, Why)>,
+}
+
+/// The input facts of one evaluation.
+#[derive(Debug, Default)]
+struct Facts {
+    edges: Vec<(NodeId, NodeId)>,
+    bindings: Vec<(BindingId, NodeId, RoleId, AppId)>,
+    grants: Vec<(RoleId, ScopeId)>,
+    supports: Vec<(AppId, ScopeId)>,
+    /// Every defined application, fed only when a tenant-wide binding is held.
+    apps: Vec<AppId>,
+    suspended: bool,
 }
 
 /// One tenant's facts, indexed for the queries.
@@ -168,6 +187,11 @@ impl FactBase {
     }
 
     // ------------------------------------------------------------ lookups
+
+    /// The node named by canonical text (`user:alice`), if interned.
+    pub fn node_by_name(&self, name: &str) -> Option<NodeId> {
+        self.nodes.get(name).map(NodeId)
+    }
 
     /// The node of a user, group or service account reference, if known.
     pub fn node_id(&self, r: &ObjectRef) -> Option<NodeId> {
@@ -584,21 +608,38 @@ impl FactBase {
 
     // -------------------------------------------------------- evaluation
 
-    /// The subject's derived view, from the cache or from a fresh evaluation.
+    /// The subject's derived view over every application, from the cache or
+    /// from a fresh evaluation.
     pub fn view(&self, s: NodeId) -> Result<Arc<SubjectView>, EngineError> {
-        if let Some(v) = self.cache.get(s) {
+        self.view_scoped(s, ViewScope::All)
+    }
+
+    /// The subject's view of one application (bindings there and
+    /// tenant-wide): the check path, which evaluates only those facts.
+    pub fn app_view(&self, s: NodeId, app: AppId) -> Result<Arc<SubjectView>, EngineError> {
+        self.view_scoped(s, ViewScope::App(app))
+    }
+
+    fn view_scoped(&self, s: NodeId, scope: ViewScope) -> Result<Arc<SubjectView>, EngineError> {
+        if let Some(v) = self.cache.get(s, scope) {
             return Ok(v);
         }
-        let v = Arc::new(self.build_view(s, self.evaluate(s, None)?));
-        self.cache.insert(s, v.clone());
+        let v = Arc::new(self.build_view(s, self.evaluate_scoped(s, scope, None)?));
+        self.cache.insert(s, scope, v.clone());
         Ok(v)
     }
 
-    /// The subject's view, always freshly evaluated (for tests and benches).
+    /// The subject's view over every application, always freshly evaluated.
     pub fn view_uncached(&self, s: NodeId) -> Result<SubjectView, EngineError> {
-        Ok(self.build_view(s, self.evaluate(s, None)?))
+        self.view_uncached_scoped(s, ViewScope::All)
     }
 
+    /// The subject's view, always freshly evaluated (for tests and benches).
+    pub fn view_uncached_scoped(&self, s: NodeId, scope: ViewScope) -> Result<SubjectView, EngineError> {
+        Ok(self.build_view(s, self.evaluate_scoped(s, scope, None)?))
+    }
+
+    /// Subjects with a cached view.
     pub fn cached_views(&self) -> usize {
         self.cache.len()
     }
@@ -606,17 +647,70 @@ impl FactBase {
     /// Runs the rules over the facts that concern `s`; with `query`, also
     /// derives the explain verdicts for that application and scope.
     pub fn evaluate(&self, s: NodeId, query: Option<(AppId, ScopeId)>) -> Result<Derived, EngineError> {
-        let mut rt = rules::Crepe::new();
-        rt.extend([rules::Subject(s, self.node_kind(s))]);
+        self.evaluate_scoped(s, ViewScope::All, query)
+    }
 
-        // Upward closure: every membership edge reachable from s.
+    fn evaluate_scoped(
+        &self,
+        s: NodeId,
+        scope: ViewScope,
+        query: Option<(AppId, ScopeId)>,
+    ) -> Result<Derived, EngineError> {
+        let f = self.gather(s, scope, query.map(|(a, _)| a))?;
+        macro_rules! feed {
+            ($m:ident) => {{
+                use rules::$m as r;
+                let mut rt = r::Crepe::new();
+                rt.extend([r::Subject(s, self.node_kind(s))]);
+                rt.extend(f.edges.iter().map(|&(g, m)| r::MemberEdge(g, m)));
+                rt.extend(f.bindings.iter().map(|&(b, n, role, res)| r::Binding(b, n, role, res)));
+                rt.extend(f.grants.iter().map(|&(role, x)| r::Grants(role, x)));
+                rt.extend(f.supports.iter().map(|&(a, x)| r::Supports(a, x)));
+                rt.extend(f.apps.iter().map(|&a| r::Application(a)));
+                if f.suspended {
+                    rt.extend([r::Suspended(s)]);
+                }
+                rt
+            }};
+        }
+        type H = rustc_hash::FxBuildHasher;
+        Ok(match query {
+            None => {
+                let (reach, holds, entitled, granted) = feed!(core).run_with_hasher::<H>();
+                Derived {
+                    reach: reach.into_iter().map(|rules::core::Reach(_, g, via)| (via, g)).collect(),
+                    holds: holds.into_iter().map(|rules::core::Holds(_, r, a, b, o, n)| (r, a, b, o, n)).collect(),
+                    entitled: entitled.into_iter().map(|rules::core::Entitled(_, a, x, b)| (a, x, b)).collect(),
+                    granted: granted.into_iter().map(|rules::core::Granted(_, a, x, b)| (a, x, b)).collect(),
+                    verdicts: vec![],
+                }
+            }
+            Some((a, x)) => {
+                let mut rt = feed!(full);
+                rt.extend([rules::full::Query(a, x)]);
+                let (reach, holds, entitled, granted, verdicts) = rt.run_with_hasher::<H>();
+                Derived {
+                    reach: reach.into_iter().map(|rules::full::Reach(_, g, via)| (via, g)).collect(),
+                    holds: holds.into_iter().map(|rules::full::Holds(_, r, a, b, o, n)| (r, a, b, o, n)).collect(),
+                    entitled: entitled.into_iter().map(|rules::full::Entitled(_, a, x, b)| (a, x, b)).collect(),
+                    granted: granted.into_iter().map(|rules::full::Granted(_, a, x, b)| (a, x, b)).collect(),
+                    verdicts: verdicts.into_iter().map(|rules::full::Verdict(b, w)| (b, w)).collect(),
+                }
+            }
+        })
+    }
+
+    /// The facts that concern `s`: its upward membership closure, the
+    /// bindings on it and on those groups, the roles and applications they
+    /// name (every application when a tenant-wide binding is among them).
+    fn gather(&self, s: NodeId, scope: ViewScope, extra_app: Option<AppId>) -> Result<Facts, EngineError> {
+        let mut f = Facts::default();
         let mut seen: FxHashSet<NodeId> = FxHashSet::default();
         seen.insert(s);
         let mut stack = vec![s];
-        let mut edges = Vec::new();
         while let Some(n) = stack.pop() {
             for &p in self.parents(n) {
-                edges.push(rules::MemberEdge(p, n));
+                f.edges.push((p, n));
                 if seen.insert(p) {
                     if seen.len() > self.limits.max_groups {
                         return Err(EngineError::LimitExceeded {
@@ -629,61 +723,63 @@ impl FactBase {
                 }
             }
         }
-        rt.extend(edges);
-
-        // Bindings on s and on the groups it reaches, and what they name.
-        let mut bindings = Vec::new();
-        let mut roles: FxHashSet<RoleId> = FxHashSet::default();
-        let mut apps: FxHashSet<AppId> = FxHashSet::default();
+        let mut roles: SmallVec<[RoleId; 16]> = SmallVec::new();
+        let mut apps: SmallVec<[AppId; 16]> = SmallVec::new();
         let mut tenant_wide = false;
         for &n in &seen {
             for &b in self.bindings_on(n) {
                 let Some(rec) = self.binding(b) else { continue };
-                bindings.push(rules::Binding(b, rec.subject, rec.role, rec.resource));
-                roles.insert(rec.role);
+                if let ViewScope::App(a) = scope {
+                    if rec.resource != a && !rec.resource.is_tenant() {
+                        continue;
+                    }
+                }
+                f.bindings.push((b, rec.subject, rec.role, rec.resource));
+                roles.push(rec.role);
                 if rec.resource.is_tenant() {
                     tenant_wide = true;
                 } else {
-                    apps.insert(rec.resource);
+                    apps.push(rec.resource);
                 }
             }
         }
-        if bindings.len() > self.limits.max_bindings {
+        if f.bindings.len() > self.limits.max_bindings {
             return Err(EngineError::LimitExceeded {
                 subject: self.node_name(s).to_string(),
                 what: "bindings",
                 limit: self.limits.max_bindings,
             });
         }
-        rt.extend(bindings);
         if tenant_wide {
-            apps.extend(self.apps());
-        }
-        if let Some((a, x)) = query {
-            rt.extend([rules::Query(a, x)]);
-            if !a.is_tenant() {
-                apps.insert(a);
+            match scope {
+                ViewScope::All => {
+                    apps.extend((0..self.apps.len() as u32).map(AppId).filter(|a| self.app_scopes[a.idx()].is_some()))
+                }
+                ViewScope::App(a) => apps.push(a),
             }
         }
+        if let Some(a) = extra_app.filter(|a| !a.is_tenant()) {
+            apps.push(a);
+        }
+        roles.sort_unstable();
+        roles.dedup();
+        apps.sort_unstable();
+        apps.dedup();
         for &r in &roles {
-            rt.extend(self.role_scopes(r).iter().map(|&x| rules::Grants(r, x)));
+            f.grants.extend(self.role_scopes(r).iter().map(|&x| (r, x)));
         }
+        // Only supported scopes that some held role grants can matter.
+        let mut granted: SmallVec<[ScopeId; 32]> = f.grants.iter().map(|&(_, x)| x).collect();
+        granted.sort_unstable();
+        granted.dedup();
         for &a in &apps {
-            rt.extend([rules::Application(a)]);
-            rt.extend(self.app_scopes(a).iter().map(|&x| rules::Supports(a, x)));
+            f.supports.extend(self.app_scopes(a).iter().filter(|x| granted.binary_search(x).is_ok()).map(|&x| (a, x)));
         }
-        if self.is_suspended(s) {
-            rt.extend([rules::Suspended(s)]);
+        if tenant_wide {
+            f.apps = apps.to_vec();
         }
-
-        let (reach, holds, entitled, granted, verdicts) = rt.run();
-        Ok(Derived {
-            reach: reach.into_iter().map(|rules::Reach(_, g, via)| (via, g)).collect(),
-            holds: holds.into_iter().collect(),
-            entitled: entitled.into_iter().collect(),
-            granted: granted.into_iter().map(|rules::Granted(_, a, x, b)| (a, x, b)).collect(),
-            verdicts: verdicts.into_iter().map(|rules::Verdict(b, w)| (b, w)).collect(),
-        })
+        f.suspended = self.is_suspended(s);
+        Ok(f)
     }
 
     /// Shapes derived facts into a [`SubjectView`] with membership paths.
@@ -693,16 +789,17 @@ impl FactBase {
             .holds
             .iter()
             .map(|h| {
-                let rules::Holds(_, role, resource, binding, origin, bound) = *h;
+                let (role, resource, binding, origin, bound) = *h;
                 let path =
                     if bound == s { vec![s] } else { paths.get(&bound).cloned().unwrap_or_else(|| vec![s, bound]) };
                 Hold { binding, role, resource, origin, bound, path }
             })
             .collect();
-        holds.sort_by_cached_key(|h| self.binding_text(h.binding));
+        // Deterministic for a given state; rendering sorts by text.
+        holds.sort_by_key(|h| h.binding);
         let index: FxHashMap<BindingId, u32> = holds.iter().enumerate().map(|(i, h)| (h.binding, i as u32)).collect();
         let mut entitled: FxHashMap<(AppId, ScopeId), SmallVec<[(u32, bool); 2]>> = FxHashMap::default();
-        for &rules::Entitled(_, a, x, b) in &d.entitled {
+        for &(a, x, b) in &d.entitled {
             if let Some(&i) = index.get(&b) {
                 entitled.entry((a, x)).or_default().push((i, d.granted.contains(&(a, x, b))));
             }
@@ -714,14 +811,14 @@ impl FactBase {
     }
 
     /// Shortest paths from `s` to every group it reaches, over the derived
-    /// `Reach` edges, ties broken by name so rendering is deterministic.
+    /// `Reach` edges, ties broken by node id so the answer is deterministic.
     fn paths_from(&self, s: NodeId, reach: &[(NodeId, NodeId)]) -> FxHashMap<NodeId, Vec<NodeId>> {
         let mut fwd: FxHashMap<NodeId, Vec<NodeId>> = FxHashMap::default();
         for &(via, g) in reach {
             fwd.entry(via).or_default().push(g);
         }
         for v in fwd.values_mut() {
-            v.sort_by(|a, b| self.node_name(*a).cmp(self.node_name(*b)));
+            v.sort();
             v.dedup();
         }
         let mut prev: FxHashMap<NodeId, NodeId> = FxHashMap::default();

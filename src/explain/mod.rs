@@ -113,6 +113,14 @@ pub fn explain(
             condition_result,
         });
     }
+    ex.bindings.sort_by(|a, b| a.binding.cmp(&b.binding));
+    if ex.outcome.decision == Decision::Allow {
+        ex.outcome.binding = ex
+            .bindings
+            .iter()
+            .find(|b| b.verdict == "grants" && b.condition_result == Some("satisfied"))
+            .map(|b| b.binding.clone());
+    }
     Ok(ex)
 }
 

@@ -183,7 +183,7 @@ pub fn check_ids(
     scope_text: &str,
     ctx: &Context,
 ) -> Result<CheckOutcome, QueryError> {
-    let view = fb.view(s)?;
+    let view = fb.app_view(s, app)?;
     let entries = scope.map(|x| view.entries(app, x)).unwrap_or(&[]);
     if entries.is_empty() {
         return Ok(CheckOutcome::deny(no_grant_reason(fb, &view, app, scope)));
@@ -355,7 +355,7 @@ pub fn who_can_access(
         if fb.is_suspended(s) {
             continue;
         }
-        let view = fb.view(s)?;
+        let view = fb.app_view(s, app)?;
         let mut per_hold: Vec<Vec<ScopeId>> = vec![Vec::new(); view.holds.len()];
         for (&(a, x), es) in &view.entitled {
             if a != app || scope_id.is_some_and(|q| q != x) {

@@ -82,8 +82,8 @@ pub enum ServiceError {
     Corrupt { tenant: String, key: String, reason: String },
 }
 
-/// Most changes one batch may carry.
-pub const MAX_BATCH: usize = 100_000;
+/// Most changes one batch may carry (API requests use a smaller limit).
+pub const MAX_BATCH: usize = 5_000_000;
 
 /// The state of one tenant.
 #[derive(Debug, Default)]
