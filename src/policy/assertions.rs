@@ -521,11 +521,13 @@ fn render_failure(out: &mut String, c: &CheckResult) {
         let _ = writeln!(out, "    {}: error: {e}", c.kind);
         return;
     }
-    let _ = writeln!(out, "    {}: expected {}", c.kind, c.expected);
-    let _ = writeln!(out, "    {}  actual {}", " ".repeat(c.kind.len()), c.actual);
+    let _ = writeln!(out, "    {}:", c.kind);
+    let _ = writeln!(out, "      expected: {}", c.expected);
+    let _ = writeln!(out, "      actual:   {}", c.actual);
     if let Some(t) = &c.trace {
+        let _ = writeln!(out, "      trace:");
         for line in t.lines() {
-            let _ = writeln!(out, "      | {line}");
+            let _ = writeln!(out, "        {line}");
         }
     }
 }

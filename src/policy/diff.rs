@@ -36,8 +36,9 @@
 //! `_narrowed`/`_changed`, `expiry_removed`/`_added`/`_extended`/
 //! `_shortened`, `not_before_removed`/`_added`/`_earlier`/`_later`,
 //! `became_tenant_wide`/`became_app_scoped` (same role and subject, other
-//! resource), `path_changed` (other membership path), `path_added`/
-//! `path_removed` (another route to the same access).
+//! resource), `role_changed` (same subject and resource, other role),
+//! `path_changed` (other membership path), `path_added`/`path_removed`
+//! (another route to the same access).
 //!
 //! ## Risk flags
 //!
@@ -74,6 +75,9 @@ use crate::model::{Conditions, ObjectRef, ObjectType, Timestamp, Tuple};
 use crate::service::Change;
 
 pub use render::{render_markdown, render_text};
+
+/// Below this many affected subjects, never fall back to evaluating all.
+const FALLBACK_MIN: usize = 1000;
 
 /// Default for [`DiffOptions::fan_out`].
 pub const DEFAULT_FAN_OUT: usize = 10;
@@ -267,8 +271,11 @@ pub fn diff_facts(base: Side<'_>, head: Side<'_>, opts: &DiffOptions) -> Result<
 
     let t = Instant::now();
     let universe = concrete_subjects(base.fb, head.fb);
-    let subjects =
-        if opts.all_subjects { None } else { affected_subjects(base.fb, head.fb, &changed, universe.len() / 2) };
+    let subjects = if opts.all_subjects {
+        None
+    } else {
+        affected_subjects(base.fb, head.fb, &changed, (universe.len() / 2).max(FALLBACK_MIN))
+    };
     let mode = if subjects.is_some() { "affected" } else { "all" };
     let subjects: Vec<String> = match subjects {
         Some(s) => s.into_iter().filter(|n| universe.contains(n)).collect(),
@@ -389,38 +396,71 @@ fn seeds(fb: &FactBase, c: &Change) -> Vec<NodeId> {
 fn tuple_seeds(fb: &FactBase, t: &Tuple) -> Vec<NodeId> {
     match (t.object.ty, t.relation.as_str()) {
         (ObjectType::Group, "member") => fb.node_id(&t.subject).into_iter().collect(),
-        (ObjectType::Role, "grants") => bound_to_role(fb, &t.object.id),
-        (ObjectType::Application, "supports") => bound_on_app(fb, &t.object.id),
+        (ObjectType::Role, "grants") => bound_to_role_for(fb, &t.object.id, Some(&t.subject.id)),
+        (ObjectType::Application, "supports") => bound_on_app_for(fb, &t.object.id, Some(&t.subject.id)),
         _ => fb.node_id(&t.subject).into_iter().collect(),
     }
 }
 
 /// Subjects of the bindings of a role.
 fn bound_to_role(fb: &FactBase, role: &str) -> Vec<NodeId> {
+    bound_to_role_for(fb, role, None)
+}
+
+/// Subjects of the bindings of a role; with `scope`, only those on an
+/// application supporting it (or tenant-wide): the ones a grant of that
+/// scope can change.
+fn bound_to_role_for(fb: &FactBase, role: &str, scope: Option<&str>) -> Vec<NodeId> {
     let Some(r) = fb.role_id(role) else { return Vec::new() };
+    let x = scope.map(|s| fb.scope_id(s));
     let mut out = Vec::new();
     for res in fb.apps().into_iter().chain([AppId::TENANT]) {
-        for &b in fb.bindings_of_resource(res) {
-            if let Some(rec) = fb.binding(b).filter(|rec| rec.role == r) {
-                out.push(rec.subject);
-            }
+        let relevant = match x {
+            None => true,
+            Some(None) => false,
+            Some(Some(x)) => res.is_tenant() || fb.app_supports(res, x),
+        };
+        if !relevant {
+            continue;
         }
+        out.extend(
+            fb.bindings_of_resource(res)
+                .iter()
+                .filter_map(|&b| fb.binding(b))
+                .filter(|rec| rec.role == r)
+                .map(|rec| rec.subject),
+        );
     }
     out
 }
 
 /// Subjects bound on an application or tenant-wide (which reaches it).
 fn bound_on_app(fb: &FactBase, app: &str) -> Vec<NodeId> {
+    bound_on_app_for(fb, app, None)
+}
+
+/// Subjects bound on an application or tenant-wide; with `scope`, only
+/// through a role granting it: the ones supporting that scope can change.
+fn bound_on_app_for(fb: &FactBase, app: &str, scope: Option<&str>) -> Vec<NodeId> {
+    let x = scope.map(|s| fb.scope_id(s));
     let mut resources = vec![AppId::TENANT];
     resources.extend(fb.app_id(app));
+    let grants = |role| match x {
+        None => true,
+        Some(None) => false,
+        Some(Some(x)) => fb.role_grants(role, x),
+    };
     resources
         .into_iter()
-        .flat_map(|res| fb.bindings_of_resource(res).iter().filter_map(|&b| fb.binding(b).map(|r| r.subject)))
+        .flat_map(|res| fb.bindings_of_resource(res).iter().filter_map(|&b| fb.binding(b)))
+        .filter(|rec| grants(rec.role))
+        .map(|rec| rec.subject)
         .collect()
 }
 
 /// Names of every node below the changed tuples, in both versions; `None`
-/// when that exceeds `cap` (evaluate everyone).
+/// when that exceeds `cap` (evaluate everyone: half the subjects, and at
+/// least [`FALLBACK_MIN`]).
 fn affected_subjects(base: &FactBase, head: &FactBase, changed: &[Changed<'_>], cap: usize) -> Option<Vec<String>> {
     let mut names: BTreeSet<String> = BTreeSet::new();
     for fb in [base, head] {
@@ -610,8 +650,9 @@ fn route(p: &PathInfo) -> String {
     format!("{} via {} [{}]", p.binding, p.path.join(" → "), p.conditions)
 }
 
-/// Pairs BASE and HEAD paths (same binding, then same role and bound
-/// subject) and says what happened to each.
+/// Pairs BASE and HEAD paths (same binding; else same role and bound
+/// subject; else same resource and bound subject) and says what happened
+/// to each.
 fn details(before: &[PathInfo], after: &[PathInfo]) -> Vec<Detail> {
     let mut out = Vec::new();
     let mut left: Vec<&PathInfo> = before.iter().collect();
@@ -620,7 +661,8 @@ fn details(before: &[PathInfo], after: &[PathInfo]) -> Vec<Detail> {
         let pos = left
             .iter()
             .position(|b| b.binding == h.binding)
-            .or_else(|| left.iter().position(|b| b.role == h.role && b.bound == h.bound));
+            .or_else(|| left.iter().position(|b| b.role == h.role && b.bound == h.bound))
+            .or_else(|| left.iter().position(|b| b.tenant_wide == h.tenant_wide && b.bound == h.bound));
         match pos {
             Some(i) => {
                 let b = left.remove(i);
@@ -640,6 +682,9 @@ fn details(before: &[PathInfo], after: &[PathInfo]) -> Vec<Detail> {
 
 fn paired(b: &PathInfo, h: &PathInfo) -> Vec<Detail> {
     let mut out = Vec::new();
+    if b.role != h.role {
+        out.push(detail("role_changed", &h.binding, b.binding.clone(), h.binding.clone()));
+    }
     if b.tenant_wide != h.tenant_wide {
         let code = if h.tenant_wide { "became_tenant_wide" } else { "became_app_scoped" };
         out.push(detail(code, &h.binding, b.binding.clone(), h.binding.clone()));
@@ -734,7 +779,7 @@ fn structural_risks(
                 subject: None,
                 target: t.to_string(),
                 message: format!(
-                    "new tenant-wide binding: role `{}` on every application for `{}` ({} subject(s) changed)",
+                    "new tenant-wide binding `{t}`: role `{}` on every application for `{}` ({} subject(s) changed)",
                     t.relation,
                     t.subject,
                     below.len()
@@ -747,7 +792,10 @@ fn structural_risks(
                 flag: "fan_out",
                 subject: None,
                 target: t.to_string(),
-                message: format!("{what} tuple changes the access of {} subjects (threshold {fan_out})", below.len()),
+                message: format!(
+                    "{what} tuple `{t}` changes the access of {} subjects (threshold {fan_out})",
+                    below.len()
+                ),
             });
         }
     }
@@ -810,7 +858,7 @@ fn subject_risks(diffs: &[SubjectDiff]) -> Vec<Risk> {
                     flag: "service_account_gained",
                     subject: Some(d.subject.clone()),
                     target: gained.join(", "),
-                    message: format!("service account {} gains or loosens: {}", d.subject, gained.join(", ")),
+                    message: format!("{} gains or loosens: {}", d.subject, gained.join(", ")),
                 });
             }
         }
@@ -835,7 +883,7 @@ fn assertion_risks(head: &Policy, base_fb: &FactBase, head_fb: &FactBase, now: T
             flag: "assertion_changed",
             subject: Some(h.subject.clone()),
             target: format!("{}:{}:{}: {}", h.file, h.line, h.col, h.name),
-            message: format!("on BASE it {}; on HEAD it {}", show(b), show(h)),
+            message: format!("assertion `{}` {} on BASE but {} on HEAD", h.name, show(b), show(h)),
         })
         .collect()
 }

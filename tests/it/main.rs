@@ -4,4 +4,7 @@ mod api_snapshots;
 mod api_support;
 mod bad_input;
 mod engine_prop;
+mod policy_assertions;
+mod policy_diff;
+mod policy_validate;
 mod worked_example;

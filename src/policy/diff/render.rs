@@ -4,10 +4,20 @@
 
 use std::fmt::Write as _;
 
-use super::{Diff, EntryDiff, PathInfo, Summary};
+use super::{Detail, Diff, EntryDiff, PathInfo, Summary};
 
 /// Subjects shown in full in Markdown (a PR comment has a size limit).
 pub const MARKDOWN_SUBJECTS: usize = 100;
+
+/// `binding: before → after`; a route alone for `path_added`/`path_removed`.
+fn detail_text(x: &Detail) -> String {
+    match (x.before.is_empty(), x.after.is_empty()) {
+        (false, false) if x.after == x.binding => format!("{} ⇒ {}", x.before, x.after),
+        (false, false) => format!("{}: {} ⇒ {}", x.binding, x.before, x.after),
+        (true, _) => x.after.clone(),
+        (_, true) => x.before.clone(),
+    }
+}
 
 fn mark(change: &str) -> char {
     match change {
@@ -34,7 +44,7 @@ pub fn render_text(d: &Diff) -> String {
     if !d.risks.is_empty() {
         out.push_str("\nrisk flags:\n");
         for r in &d.risks {
-            let _ = writeln!(out, "  {:<22} {}: {}", r.flag, r.target, r.message);
+            let _ = writeln!(out, "  {:<22} {}", r.flag, r.message);
         }
     }
     for s in &d.subjects {
@@ -62,12 +72,7 @@ pub fn render_text(d: &Diff) -> String {
 fn text_entry(out: &mut String, e: &EntryDiff) {
     let _ = writeln!(out, "  {} {:<12} {} {}", mark(e.change), e.change, e.application, e.scope);
     for x in &e.details {
-        let arrow = match (x.before.is_empty(), x.after.is_empty()) {
-            (false, false) => format!("{} → {}", x.before, x.after),
-            (true, _) => x.after.clone(),
-            (_, true) => x.before.clone(),
-        };
-        let _ = writeln!(out, "      {}: {}", x.code, arrow);
+        let _ = writeln!(out, "      {}: {}", x.code, detail_text(x));
     }
     for p in &e.before {
         let _ = writeln!(out, "      before: {}", route(p));
@@ -149,16 +154,7 @@ pub fn render_markdown(d: &Diff) -> String {
 fn md_details(out: &mut String, entries: &[EntryDiff]) {
     let lines: Vec<String> = entries
         .iter()
-        .flat_map(|e| {
-            e.details.iter().map(move |x| {
-                let change = match (x.before.is_empty(), x.after.is_empty()) {
-                    (false, false) => format!("{} → {}", x.before, x.after),
-                    (true, _) => x.after.clone(),
-                    (_, true) => x.before.clone(),
-                };
-                format!("- `{}` `{}`: `{}` {change}", e.scope, x.code, x.binding)
-            })
-        })
+        .flat_map(|e| e.details.iter().map(move |x| format!("- `{}` `{}`: {}", e.scope, x.code, detail_text(x))))
         .collect();
     if !lines.is_empty() {
         out.push('\n');
