@@ -172,3 +172,49 @@ pub async fn catch_panic(req: Request, next: Next) -> Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panic_answers_500_in_the_error_shape_and_the_router_keeps_serving() {
+        async fn boom() -> &'static str {
+            if std::hint::black_box(true) {
+                panic!("boom");
+            }
+            "unreachable"
+        }
+        let app = axum::Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .route("/ok", axum::routing::get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn(catch_panic));
+        let res = app.clone().oneshot(axum::http::Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), 500);
+        let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "internal");
+        assert!(!v.to_string().contains("boom"), "panic details are logged, not returned");
+        let res = app.oneshot(axum::http::Request::get("/ok").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+
+    #[test]
+    fn metrics_render_sorted_prometheus_text() {
+        let m = Metrics::new();
+        m.record("/b", 200, 0.0002);
+        m.record("/a", 404, 0.002);
+        m.record("/a", 200, 0.0001);
+        m.decision(Decision::Allow);
+        let text = m.render(7);
+        let a = text.find("route=\"/a\",status=\"200\"").unwrap();
+        let b = text.find("route=\"/b\",status=\"200\"").unwrap();
+        assert!(a < b, "{text}");
+        assert!(text.contains("holdfast_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.0001\"} 1"), "{text}");
+        assert!(text.contains("holdfast_http_request_duration_seconds_count{route=\"/a\"} 2"), "{text}");
+        assert!(text.contains("holdfast_check_decisions_total{decision=\"allow\"} 1"), "{text}");
+        assert!(text.ends_with("holdfast_revision 7\n"), "{text}");
+    }
+}
