@@ -104,9 +104,11 @@ pub struct DiffOptions {
     pub threads: usize,
 }
 
-impl Default for DiffOptions {
-    fn default() -> Self {
-        DiffOptions { fan_out: DEFAULT_FAN_OUT, all_subjects: false, now: Timestamp::now(), threads: 2 }
+impl DiffOptions {
+    /// Defaults (fan-out 10, pruned, 2 threads) with assertions at `now`
+    /// (time is a parameter: the library never reads the clock).
+    pub fn new(now: Timestamp) -> Self {
+        DiffOptions { fan_out: DEFAULT_FAN_OUT, all_subjects: false, now, threads: 2 }
     }
 }
 
@@ -248,8 +250,12 @@ pub fn diff_policies(base: &Policy, head: &Policy, opts: &DiffOptions) -> Result
             .ok_or_else(|| DiffError::Load { file: p.source.clone(), message: "tenant missing".into() })?;
         Ok::<_, DiffError>((hf, t))
     };
-    let (_bh, bt) = load(base)?;
-    let (_hh, ht) = load(head)?;
+    let (b, h) = std::thread::scope(|s| {
+        let b = s.spawn(|| load(base));
+        (b.join(), load(head))
+    });
+    let b = b.map_err(|_| DiffError::Load { file: base.source.clone(), message: "loading panicked".into() })?;
+    let ((_bh, bt), (_hh, ht)) = (b?, h?);
     let (bs, hs) = (bt.read(), ht.read());
     let b = Side { source: &base.source, fb: &bs.facts, changes: &base.changes };
     let h = Side { source: &head.source, fb: &hs.facts, changes: &head.changes };

@@ -1,6 +1,11 @@
 //! Policy files: the YAML that teams review in pull requests. Parsing keeps
 //! positions ([`yaml`], [`file`]); this module checks cross-references and
 //! compiles a file into the changes that load it into a tenant.
+//!
+//! Policy as code builds on that: [`validate`] (every finding of a file,
+//! read with a size bound), [`assertions`] (expectations run against a
+//! loaded policy) and [`diff`] (who gains or loses what between two
+//! versions, evaluated by the engine).
 
 pub mod assertions;
 pub mod diff;

@@ -14,7 +14,7 @@ use holdfast::workload::{self, Shape};
 use super::policy_validate::{holdfast, rel};
 
 fn opts(all_subjects: bool) -> DiffOptions {
-    DiffOptions { all_subjects, now: Timestamp::parse("2026-06-01T00:00:00Z").unwrap(), ..DiffOptions::default() }
+    DiffOptions { all_subjects, ..DiffOptions::new(Timestamp::parse("2026-06-01T00:00:00Z").unwrap()) }
 }
 
 fn load(path: &Path) -> Policy {
@@ -168,6 +168,9 @@ fn fast_path_equals_all_subjects_on_a_generated_tenant() {
     assert!(fast.summary.subjects_evaluated < all.summary.subjects_evaluated);
     assert!(fast.summary.subjects_changed > 50, "{:?}", fast.summary);
     same(&fast, &all);
+    let md = diff::render_markdown(&fast);
+    assert!(md.chars().count() <= 65_536, "fits in a GitHub comment: {}", md.len());
+    assert!(md.contains("more subject(s); run `holdfast diff --format json` for all of them."));
 }
 
 #[test]

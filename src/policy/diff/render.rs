@@ -4,10 +4,13 @@
 
 use std::fmt::Write as _;
 
-use super::{Detail, Diff, EntryDiff, PathInfo, Summary};
+use super::{Detail, Diff, EntryDiff, PathInfo, SubjectDiff, Summary};
 
-/// Subjects shown in full in Markdown (a PR comment has a size limit).
-pub const MARKDOWN_SUBJECTS: usize = 100;
+/// Size the Markdown stays under (GitHub comments hold 65,536 characters):
+/// subject sections stop before it is reached.
+pub const MARKDOWN_BUDGET: usize = 60_000;
+/// Risk flags listed in Markdown (the rest are counted).
+pub const MARKDOWN_RISKS: usize = 50;
 
 /// `binding: before → after`; a route alone for `path_added`/`path_removed`.
 fn detail_text(x: &Detail) -> String {
@@ -99,7 +102,8 @@ fn md_paths(paths: &[PathInfo]) -> String {
 }
 
 /// The diff as Markdown, ready to post as a pull-request comment: a
-/// summary table, the risk flags, then one section per subject.
+/// summary table, the risk flags, then one section per subject, as many
+/// as fit in [`MARKDOWN_BUDGET`].
 pub fn render_markdown(d: &Diff) -> String {
     let s = &d.summary;
     let mut out = String::from("## Holdfast access diff\n\n");
@@ -113,34 +117,30 @@ pub fn render_markdown(d: &Diff) -> String {
     );
     if !d.risks.is_empty() {
         out.push_str("\n### ⚠️ Risk flags\n\n| flag | target | detail |\n|---|---|---|\n");
-        for r in &d.risks {
+        for r in d.risks.iter().take(MARKDOWN_RISKS) {
             let _ = writeln!(out, "| `{}` | `{}` | {} |", r.flag, cell(&r.target), cell(&r.message));
+        }
+        if d.risks.len() > MARKDOWN_RISKS {
+            let _ = writeln!(out, "\n… and {} more risk flag(s).", d.risks.len() - MARKDOWN_RISKS);
         }
     }
     if d.subjects.is_empty() {
         out.push_str("\nNo access changes.\n");
     }
-    for sd in d.subjects.iter().take(MARKDOWN_SUBJECTS) {
-        let _ = writeln!(out, "\n### `{}`\n", sd.subject);
-        out.push_str("| change | application | scope | before | after |\n|---|---|---|---|---|\n");
-        for e in &sd.entries {
-            let _ = writeln!(
-                out,
-                "| {} | {} | `{}` | {} | {} |",
-                e.change,
-                cell(&e.application),
-                cell(&e.scope),
-                cell(&md_paths(&e.before)),
-                cell(&md_paths(&e.after))
-            );
+    let mut shown = 0;
+    for sd in &d.subjects {
+        let section = md_subject(sd);
+        if out.len() + section.len() > MARKDOWN_BUDGET {
+            break;
         }
-        md_details(&mut out, &sd.entries);
+        out.push_str(&section);
+        shown += 1;
     }
-    if d.subjects.len() > MARKDOWN_SUBJECTS {
+    if shown < d.subjects.len() {
         let _ = writeln!(
             out,
             "\n… and {} more subject(s); run `holdfast diff --format json` for all of them.",
-            d.subjects.len() - MARKDOWN_SUBJECTS
+            d.subjects.len() - shown
         );
     }
     let _ = writeln!(
@@ -148,6 +148,24 @@ pub fn render_markdown(d: &Diff) -> String {
         "\n<sub>{} subject(s) evaluated ({} mode), {} changed tuple(s).</sub>",
         s.subjects_evaluated, s.mode, s.tuples_changed
     );
+    out
+}
+
+fn md_subject(sd: &SubjectDiff) -> String {
+    let mut out = format!("\n### `{}`\n\n", sd.subject);
+    out.push_str("| change | application | scope | before | after |\n|---|---|---|---|---|\n");
+    for e in &sd.entries {
+        let _ = writeln!(
+            out,
+            "| {} | {} | `{}` | {} | {} |",
+            e.change,
+            cell(&e.application),
+            cell(&e.scope),
+            cell(&md_paths(&e.before)),
+            cell(&md_paths(&e.after))
+        );
+    }
+    md_details(&mut out, &sd.entries);
     out
 }
 
