@@ -3,8 +3,14 @@
 //!
 //! `granted = requested ∩ scopes_supported ∩ {scopes for which [`check`]
 //! answers `allow` in the context}`. Every requested scope that is not
-//! granted is listed in `blocked` with the reason [`check`] gave (for
-//! example `step_up_required:mfa`, `no_binding`, `scope_not_supported`).
+//! granted is listed in `blocked` with a reason ([`BlockedScope::reason`]):
+//! `not_in_scopes_supported`, `not_entitled`, `step_up_required:mfa`,
+//! `condition_unmet:ip`, `expired`, `not_yet_valid`, `subject_suspended`.
+//!
+//! This is the one function behind every token path: the token-scope
+//! query, minting a token, and re-intersecting a token's scope at each
+//! introspection. An AI client never gets more than its subject holds,
+//! whatever it asks for.
 
 use std::collections::BTreeSet;
 
@@ -18,7 +24,10 @@ use crate::model::Context;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BlockedScope {
     pub scope: String,
-    /// A [`super::CheckOutcome::reason`] code.
+    /// `not_in_scopes_supported` (the application does not offer it),
+    /// `not_entitled` (no role of the subject grants it there), or the
+    /// condition that failed: `step_up_required:mfa`, `condition_unmet:ip`,
+    /// `expired`, `not_yet_valid`; or `subject_suspended`.
     pub reason: &'static str,
 }
 
@@ -47,8 +56,8 @@ pub struct TokenScope {
 /// `blocked` shows which of those the context does not allow (an MFA that
 /// is missing, an IP outside the allowed ranges, an expired binding...).
 /// An unknown subject or application is not an error: nothing is granted
-/// and every requested scope is blocked with `unknown_subject` or
-/// `unknown_application`.
+/// and every requested scope is blocked (`not_entitled`, or
+/// `not_in_scopes_supported` for an unknown application).
 pub fn token_scope(
     fb: &FactBase,
     subject: &str,
@@ -71,7 +80,12 @@ pub fn token_scope(
         if outcome.decision == Decision::Allow && scopes_supported.contains(scope) {
             granted.push(scope.clone());
         } else {
-            blocked.push(BlockedScope { scope: scope.clone(), reason: outcome.reason });
+            let reason = if !scopes_supported.contains(scope) {
+                "not_in_scopes_supported"
+            } else {
+                token_reason(outcome.reason)
+            };
+            blocked.push(BlockedScope { scope: scope.clone(), reason });
         }
     }
     Ok(TokenScope {
@@ -82,6 +96,16 @@ pub fn token_scope(
         granted,
         blocked,
     })
+}
+
+/// The token vocabulary of a check's reason: anything that says "no role
+/// grants it here" is `not_entitled`; conditions and suspension keep their code.
+fn token_reason(check_reason: &'static str) -> &'static str {
+    match check_reason {
+        "no_binding" | "role_lacks_scope" | "unknown_subject" | "unknown_application" => "not_entitled",
+        "scope_not_supported" => "not_in_scopes_supported",
+        other => other,
+    }
 }
 
 /// Scopes with an `Entitled` fact for the subject on the application.
@@ -148,11 +172,13 @@ bindings:
         let ts = token_scope(&st.facts, "user:alice", "deploy", Some(&["read", "other", "read"]), &now).unwrap();
         assert_eq!(ts.requested, ["other", "read"]);
         assert_eq!(ts.granted, ["read"]);
-        assert_eq!(ts.blocked, [BlockedScope { scope: "other".into(), reason: "scope_not_supported" }]);
+        assert_eq!(ts.blocked, [BlockedScope { scope: "other".into(), reason: "not_in_scopes_supported" }]);
         let ts = token_scope(&st.facts, "user:bob", "deploy", Some(&["read"]), &now).unwrap();
-        assert_eq!((ts.granted.len(), ts.blocked[0].reason), (0, "no_binding"));
+        assert_eq!((ts.granted.len(), ts.blocked[0].reason), (0, "not_entitled"));
+        let ts = token_scope(&st.facts, "user:nobody", "deploy", Some(&["read"]), &now).unwrap();
+        assert_eq!((ts.granted.len(), ts.blocked[0].reason), (0, "not_entitled"));
         let ts = token_scope(&st.facts, "user:alice", "nope", Some(&["read"]), &now).unwrap();
-        assert_eq!((ts.scopes_supported.len(), ts.blocked[0].reason), (0, "unknown_application"));
+        assert_eq!((ts.scopes_supported.len(), ts.blocked[0].reason), (0, "not_in_scopes_supported"));
         assert!(token_scope(&st.facts, "role:x", "deploy", None, &now).is_err());
     }
 }
