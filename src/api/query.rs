@@ -33,10 +33,10 @@ pub fn routes() -> Router<AppState> {
 /// The RFC 9470 challenge of a `step_up` answer.
 fn step_up_challenge(su: &StepUp) -> Option<HeaderValue> {
     let mut v = format!(
-        "Bearer error=\"insufficient_user_authentication\", error_description=\"multi-factor authentication is required for scope {}\", acr_values=\"mfa\"",
-        su.scope
+        "Bearer error=\"insufficient_user_authentication\", error_description=\"multi-factor authentication is required for scope {}\", acr_values=\"{}\"",
+        su.scope, su.acr_values
     );
-    if let Some(secs) = su.max_age_secs {
+    if let Some(secs) = su.max_age {
         v.push_str(&format!(", max_age={secs}"));
     }
     HeaderValue::from_str(&v).ok()

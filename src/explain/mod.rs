@@ -140,7 +140,7 @@ impl Explanation {
         }
         if let Some(su) = &self.outcome.step_up {
             let _ = write!(out, "; step up with MFA");
-            if let Some(a) = &su.max_age {
+            if let Some(a) = &su.max_age_text {
                 let _ = write!(out, " no older than {a}");
             }
         }

@@ -40,14 +40,20 @@ impl Decision {
     }
 }
 
-/// What a client must do to turn a `step_up` into an `allow`.
+/// What a client must do to turn a `step_up` into an `allow`: the
+/// parameters of an RFC 9470 challenge, for an MCP client to put in its
+/// next authorization request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepUp {
-    /// Longest acceptable MFA age (`None`: any MFA in this session).
+    /// Longest acceptable MFA age in seconds, as OIDC / RFC 9470 `max_age`
+    /// (`None`: any MFA in this session).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_age: Option<String>,
-    #[serde(skip)]
-    pub max_age_secs: Option<u64>,
+    pub max_age: Option<u64>,
+    /// The same, human-readable (`15m`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age_text: Option<String>,
+    /// The authentication context class to ask for (`mfa`).
+    pub acr_values: &'static str,
     /// The scope to request again after stepping up.
     pub scope: String,
 }
@@ -123,8 +129,9 @@ pub fn combine(paths: &[(String, CondOutcome)], scope: &str) -> CheckOutcome {
             decision: Decision::StepUp,
             reason: "step_up_required:mfa",
             step_up: Some(StepUp {
-                max_age: max_age.map(format_duration),
-                max_age_secs: max_age.map(|d| d.as_secs()),
+                max_age: max_age.map(|d| d.as_secs()),
+                max_age_text: max_age.map(format_duration),
+                acr_values: "mfa",
                 scope: scope.to_string(),
             }),
             binding: None,
