@@ -5,8 +5,9 @@
 
 mod read;
 mod records;
+pub mod tokens;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -20,6 +21,7 @@ use crate::store::{Durability, Store, StoreError};
 
 pub use read::BindingFilter;
 pub use records::{decode_op, decode_record, encode_change, Record};
+pub use tokens::{TokenChange, TokenIndex};
 
 /// One change to a tenant.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +94,8 @@ pub struct TenantState {
     /// Declared objects and their attributes (roles, applications, users...).
     pub objects: BTreeMap<ObjectRef, serde_json::Value>,
     pub suspensions: BTreeMap<ObjectRef, Suspension>,
+    /// Access tokens and application client credentials.
+    pub tokens: TokenIndex,
     /// Revision of the last write applied to this tenant.
     pub revision: u64,
 }
@@ -378,12 +382,21 @@ pub struct Holdfast {
     tenants: RwLock<BTreeMap<String, Arc<Tenant>>>,
     revision: AtomicU64,
     limits: Limits,
+    /// Client id → tenant, for callers that authenticate with client
+    /// credentials alone (token introspection and revocation).
+    clients: RwLock<HashMap<String, String>>,
 }
 
 impl Holdfast {
     /// A memory-only instance (policy files evaluated by the CLI, tests).
     pub fn in_memory() -> Self {
-        Holdfast { store: None, tenants: RwLock::default(), revision: AtomicU64::new(0), limits: Limits::default() }
+        Holdfast {
+            store: None,
+            tenants: RwLock::default(),
+            revision: AtomicU64::new(0),
+            limits: Limits::default(),
+            clients: RwLock::default(),
+        }
     }
 
     /// Opens the store in `dir` and rebuilds every tenant's indexes from it.
@@ -395,9 +408,17 @@ impl Holdfast {
             tenants: RwLock::default(),
             revision: AtomicU64::new(revision),
             limits: Limits::default(),
+            clients: RwLock::default(),
         };
         let mut by_tenant: BTreeMap<String, Vec<Change>> = BTreeMap::new();
+        let mut token_records: BTreeMap<String, Vec<TokenChange>> = BTreeMap::new();
         for (tenant, key, value) in store.scan_all()? {
+            if let Some(t) = tokens::decode_record(&key, &value) {
+                let t =
+                    t.map_err(|reason| ServiceError::Corrupt { tenant: tenant.clone(), key: key.clone(), reason })?;
+                token_records.entry(tenant).or_default().push(t);
+                continue;
+            }
             let change = decode_record(&key, &value).map_err(|reason| ServiceError::Corrupt {
                 tenant: tenant.clone(),
                 key: key.clone(),
@@ -414,6 +435,20 @@ impl Holdfast {
                 }
                 st.revision = revision;
                 tenants.insert(name.clone(), Arc::new(Tenant { name, state: RwLock::new(st) }));
+            }
+            let mut clients = hf.clients.write().unwrap_or_else(|p| p.into_inner());
+            for (name, records) in token_records {
+                let t = tenants.entry(name.clone()).or_insert_with(|| {
+                    let st = TenantState { revision, ..TenantState::new(hf.limits) };
+                    Arc::new(Tenant { name: name.clone(), state: RwLock::new(st) })
+                });
+                let mut st = t.write();
+                for r in &records {
+                    if let TokenChange::PutClient(c) = r {
+                        clients.insert(c.client_id.clone(), name.clone());
+                    }
+                    st.tokens.apply(r);
+                }
             }
         }
         Ok(Holdfast { store: Some(store), ..hf })
@@ -482,6 +517,53 @@ impl Holdfast {
         st.revision = revision;
         self.revision.fetch_max(revision, Ordering::AcqRel);
         Ok(revision)
+    }
+
+    /// Writes token and credential changes of an existing tenant atomically,
+    /// like [`Holdfast::write`]: one store commit, one revision, applied to
+    /// memory under the tenant's write lock. Returns the revision.
+    pub fn write_tokens(
+        &self,
+        tenant: &str,
+        changes: Vec<TokenChange>,
+        actor: &str,
+        at_unix_ms: u64,
+    ) -> Result<u64, WriteError> {
+        let t = self
+            .tenant(tenant)
+            .ok_or_else(|| WriteError::BadObject(format!("tenant:{tenant}"), "unknown tenant".into()))?;
+        let mut st = t.write();
+        let revision = match &self.store {
+            Some(store) => {
+                let ops: Vec<_> = changes.iter().map(tokens::encode).collect();
+                store.commit(tenant, actor, at_unix_ms, &ops)?
+            }
+            None => self.revision.load(Ordering::Acquire) + 1,
+        };
+        {
+            let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
+            for c in &changes {
+                match c {
+                    TokenChange::PutClient(r) => {
+                        clients.insert(r.client_id.clone(), tenant.to_string());
+                    }
+                    TokenChange::DeleteClient(id) => {
+                        clients.remove(id);
+                    }
+                    _ => {}
+                }
+                st.tokens.apply(c);
+            }
+        }
+        st.revision = revision;
+        self.revision.fetch_max(revision, Ordering::AcqRel);
+        Ok(revision)
+    }
+
+    /// The tenant a client id belongs to.
+    pub fn client_tenant(&self, client_id: &str) -> Option<Arc<Tenant>> {
+        let name = self.clients.read().unwrap_or_else(|p| p.into_inner()).get(client_id).cloned()?;
+        self.tenant(&name)
     }
 
     /// Flushes the store (clean shutdown).

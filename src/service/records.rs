@@ -6,6 +6,9 @@
 //! | `o/<object>`        | JSON attributes of a declared object   |
 //! | `s/<subject>`       | JSON suspension `{reason, at}`         |
 //! | `t/<tuple text>`    | JSON `{}` or `{"conditions": {...}}`   |
+//!
+//! Tokens (`x/<sha256 hex>`) and client credentials (`c/<client_id>`) are
+//! records of the tenant too; [`super::tokens`] owns their layout.
 
 use serde::{Deserialize, Serialize};
 
