@@ -18,6 +18,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn op_out(op: &store::Op) -> Result<OpOut, ApiError> {
+    if let Some(t) = crate::service::tokens::decode_op(op) {
+        let t = t.map_err(|reason| ApiError::internal(format!("change log op `{}`: {reason}", op.key())))?;
+        return Ok(OpOut::token(t));
+    }
     let change =
         decode_op(op).map_err(|reason| ApiError::internal(format!("change log op `{}`: {reason}", op.key())))?;
     Ok(match change {

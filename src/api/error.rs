@@ -50,12 +50,14 @@ pub enum ErrorCode {
     UnknownApplication,
     /// An evaluation exceeded its limits (groups, bindings).
     LimitExceeded,
+    /// None of the requested scopes may go into a token for the subject.
+    InvalidScope,
     Internal,
     StorageError,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::BadJson,
         ErrorCode::InvalidParameter,
         ErrorCode::Unauthenticated,
@@ -76,6 +78,7 @@ impl ErrorCode {
         ErrorCode::UnknownRole,
         ErrorCode::UnknownApplication,
         ErrorCode::LimitExceeded,
+        ErrorCode::InvalidScope,
         ErrorCode::Internal,
         ErrorCode::StorageError,
     ];
@@ -102,6 +105,7 @@ impl ErrorCode {
             ErrorCode::UnknownRole => "unknown_role",
             ErrorCode::UnknownApplication => "unknown_application",
             ErrorCode::LimitExceeded => "limit_exceeded",
+            ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::Internal => "internal",
             ErrorCode::StorageError => "storage_error",
         }
@@ -112,7 +116,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadJson | ErrorCode::InvalidParameter => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden | ErrorCode::InvalidScope => StatusCode::FORBIDDEN,
             ErrorCode::UnknownTenant | ErrorCode::NotFound | ErrorCode::UnknownRoute => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PreconditionFailed | ErrorCode::InUse | ErrorCode::RevisionNotVisible => StatusCode::CONFLICT,
@@ -373,6 +377,7 @@ mod tests {
                 ("unknown_role", 422),
                 ("unknown_application", 422),
                 ("limit_exceeded", 422),
+                ("invalid_scope", 403),
                 ("internal", 500),
                 ("storage_error", 503),
             ]

@@ -12,9 +12,11 @@ pub mod auth;
 mod changes;
 pub mod error;
 mod metrics;
+mod oauth;
 mod ops;
 mod query;
 mod resources;
+mod subjects;
 mod tuples;
 mod uflow;
 pub mod wire;
@@ -67,7 +69,21 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/tenants/{tenant}/changes"),
     ("POST", "/uflow/v2/groups/{group_id}/role-bindings"),
     ("GET", "/uflow/v2/users/{user_id}/effective-access"),
+    ("POST", "/v1/tenants/{tenant}/subjects/{subject}/suspend"),
+    ("POST", "/v1/tenants/{tenant}/subjects/{subject}/reactivate"),
+    ("GET", "/v1/tenants/{tenant}/subjects/{subject}/status"),
+    ("POST", "/v1/tenants/{tenant}/token-scope"),
+    ("POST", "/v1/tenants/{tenant}/tokens"),
+    ("POST", "/v1/tenants/{tenant}/applications/{application}/credentials"),
+    ("GET", "/v1/tenants/{tenant}/applications/{application}/credentials"),
+    ("DELETE", "/v1/tenants/{tenant}/applications/{application}/credentials/{client_id}"),
+    ("GET", "/v1/tenants/{tenant}/applications/{application}/.well-known/oauth-protected-resource"),
+    ("POST", "/oauth2/introspect"),
+    ("POST", "/oauth2/revoke"),
 ];
+
+/// The issuer URL when none is configured.
+pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
 
 /// Limits and the clock of one API instance.
 #[derive(Debug, Clone, Copy)]
@@ -80,11 +96,20 @@ pub struct ApiConfig {
     pub max_write_batch: usize,
     /// The server clock: the default `now` of checks and listings.
     pub clock: fn() -> Timestamp,
+    /// This server's issuer URL, named as the authorization server in
+    /// protected-resource metadata and as `iss` in introspection answers.
+    pub issuer: &'static str,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { body_limit: 4 << 20, max_batch_checks: 10_000, max_write_batch: 50_000, clock: Timestamp::now }
+        ApiConfig {
+            body_limit: 4 << 20,
+            max_batch_checks: 10_000,
+            max_write_batch: 50_000,
+            clock: Timestamp::now,
+            issuer: DEFAULT_ISSUER,
+        }
     }
 }
 
@@ -181,6 +206,8 @@ pub fn router(state: AppState) -> Router {
         .merge(query::routes())
         .merge(changes::routes())
         .merge(uflow::routes())
+        .merge(subjects::routes())
+        .merge(oauth::routes())
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

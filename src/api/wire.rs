@@ -515,6 +515,48 @@ pub enum OpOut {
     Reactivate {
         subject: String,
     },
+    /// A token was minted; named by a digest prefix, never by value.
+    TokenIssued {
+        token_id: String,
+        subject: String,
+        application: String,
+        client_id: String,
+        scope: String,
+        exp: Timestamp,
+    },
+    TokenRevoked {
+        token_id: String,
+    },
+    CredentialCreated {
+        client_id: String,
+        application: String,
+    },
+    CredentialRevoked {
+        client_id: String,
+    },
+}
+
+impl OpOut {
+    /// The readable form of a token or credential change.
+    pub fn token(t: crate::service::TokenChange) -> OpOut {
+        use crate::service::tokens::token_id;
+        use crate::service::TokenChange;
+        match t {
+            TokenChange::Issue { digest, record } => OpOut::TokenIssued {
+                token_id: token_id(&digest).to_string(),
+                subject: record.subject,
+                application: record.application,
+                client_id: record.client_id,
+                scope: record.scope.join(" "),
+                exp: record.exp,
+            },
+            TokenChange::Revoke { digest } => OpOut::TokenRevoked { token_id: token_id(&digest).to_string() },
+            TokenChange::PutClient(c) => {
+                OpOut::CredentialCreated { client_id: c.client_id, application: c.application }
+            }
+            TokenChange::DeleteClient(client_id) => OpOut::CredentialRevoked { client_id },
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -43,6 +43,9 @@ pub struct ServeArgs {
     keys: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "sync")]
     durability: DurabilityArg,
+    /// This server's issuer URL (named in protected-resource metadata and introspection).
+    #[arg(long, default_value = api::DEFAULT_ISSUER)]
+    issuer: String,
 }
 
 fn now_ms() -> u64 {
@@ -137,7 +140,8 @@ pub fn run(a: &ServeArgs) -> Result<ExitCode, String> {
         load_if_empty(&hf, &p, "policy-file")?;
     }
     let keys = keys(a)?;
-    let state = AppState::new(Arc::new(hf), keys);
+    let issuer: &'static str = Box::leak(a.issuer.trim_end_matches('/').to_string().into_boxed_str());
+    let state = AppState::with_config(Arc::new(hf), keys, api::ApiConfig { issuer, ..Default::default() });
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(|e| format!("{}: {e}", a.listen))?;
