@@ -1,5 +1,6 @@
 //! One integration-test binary (faster to build than many).
 mod api_http;
+mod api_oauth;
 mod api_routes;
 mod api_snapshots;
 mod api_support;
