@@ -124,3 +124,99 @@ pub fn random_check(shape: &Shape, rng: &mut SmallRng) -> (String, String, Strin
     let a = rng.random_range(0..shape.apps);
     (user(rng.random_range(0..shape.users)), app(a), scope(a, rng.random_range(0..shape.scopes_per_app)))
 }
+
+/// The generated tenant as a policy file (YAML), for `holdfast bench gen`
+/// and for comparing Holdfast with other systems on the same data.
+pub fn to_policy_yaml(changes: &[Change], tenant: &str) -> String {
+    use std::collections::BTreeMap;
+    use std::fmt::Write as _;
+    let mut apps: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut roles: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut users = std::collections::BTreeSet::new();
+    let mut sas = std::collections::BTreeSet::new();
+    let mut bindings = Vec::new();
+    let mut note = |r: &ObjectRef,
+                    users: &mut std::collections::BTreeSet<String>,
+                    sas: &mut std::collections::BTreeSet<String>,
+                    groups: &mut BTreeMap<String, Vec<String>>| match r.ty {
+        ObjectType::User => {
+            users.insert(r.id.clone());
+        }
+        ObjectType::ServiceAccount => {
+            sas.insert(r.id.clone());
+        }
+        ObjectType::Group => {
+            groups.entry(r.id.clone()).or_default();
+        }
+        _ => {}
+    };
+    for c in changes {
+        match c {
+            Change::PutObject(o, _) => match o.ty {
+                ObjectType::Application => {
+                    apps.entry(o.id.clone()).or_default();
+                }
+                ObjectType::Role => {
+                    roles.entry(o.id.clone()).or_default();
+                }
+                _ => note(o, &mut users, &mut sas, &mut groups),
+            },
+            Change::PutTuple(t, cond) => match (t.object.ty, t.relation.as_str()) {
+                (ObjectType::Application, "supports") => {
+                    apps.entry(t.object.id.clone()).or_default().push(t.subject.id.clone())
+                }
+                (ObjectType::Role, "grants") => {
+                    roles.entry(t.object.id.clone()).or_default().push(t.subject.id.clone())
+                }
+                (ObjectType::Group, "member") => {
+                    note(&t.subject, &mut users, &mut sas, &mut groups);
+                    groups.entry(t.object.id.clone()).or_default().push(t.subject.to_string());
+                }
+                _ => {
+                    note(&t.subject, &mut users, &mut sas, &mut groups);
+                    bindings.push((t.clone(), cond.clone()));
+                }
+            },
+            _ => {}
+        }
+    }
+    let mut y = String::new();
+    let list = |v: &mut Vec<String>| {
+        v.sort();
+        v.dedup();
+        v.join(", ")
+    };
+    let _ = writeln!(y, "tenant: {tenant}\napplications:");
+    for (a, mut s) in apps {
+        let _ = writeln!(y, "  {a}:\n    scopes_supported: [{}]", list(&mut s));
+    }
+    let _ = writeln!(y, "roles:");
+    for (r, mut s) in roles {
+        let _ = writeln!(y, "  {r}:\n    scopes: [{}]", list(&mut s));
+    }
+    let _ = writeln!(y, "users:");
+    for u in &users {
+        let _ = writeln!(y, "  - {u}");
+    }
+    let _ = writeln!(y, "service_accounts:");
+    for s in &sas {
+        let _ = writeln!(y, "  - {s}");
+    }
+    let _ = writeln!(y, "groups:");
+    for (g, mut m) in groups {
+        let _ = writeln!(y, "  {g}:\n    members: [{}]", list(&mut m));
+    }
+    let _ = writeln!(y, "bindings:");
+    for (t, cond) in bindings {
+        let _ = write!(y, "  - {{subject: \"{}\", role: {}", t.subject, t.relation);
+        if t.object.ty == ObjectType::Application {
+            let _ = write!(y, ", application: {}", t.object.id);
+        }
+        if let Some(c) = cond {
+            let _ = write!(y, ", conditions: {}", serde_json::to_string(&c).unwrap_or_default());
+        }
+        let _ = writeln!(y, "}}");
+    }
+    y
+}

@@ -14,6 +14,8 @@ use holdfast::workload::{self, Shape};
 
 #[derive(Args)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    command: Option<BenchCommand>,
     /// Users in the generated tenant (groups = users/10, bindings = users/2).
     #[arg(long, default_value_t = 100_000)]
     users: usize,
@@ -22,6 +24,9 @@ pub struct BenchArgs {
     samples: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Skip the store measurements (bulk import, restart).
+    #[arg(long)]
+    no_store: bool,
 }
 
 fn rss_bytes() -> u64 {
@@ -73,7 +78,95 @@ impl Row {
     }
 }
 
+#[derive(clap::Subcommand)]
+enum BenchCommand {
+    /// Write a generated policy (`policy.yaml`) and a query file
+    /// (`queries.jsonl`: checks with a mix of allow and deny) to a folder.
+    Gen(GenArgs),
+}
+
+#[derive(Args)]
+struct GenArgs {
+    #[arg(long, default_value_t = 100_000)]
+    users: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Checks in the query file.
+    #[arg(long, default_value_t = 10_000)]
+    queries: usize,
+    /// The folder to write to (created if missing).
+    #[arg(long, default_value = "bench-data")]
+    out: std::path::PathBuf,
+}
+
+/// Checks with a mix of allow and deny: half ask for something the user's
+/// effective access lists, half at random.
+fn make_queries(
+    shape: &Shape,
+    fb: &holdfast::engine::FactBase,
+    n: usize,
+    seed: u64,
+    now: Timestamp,
+) -> Result<Vec<(String, String, String)>, String> {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
+    let mut queries = Vec::with_capacity(n);
+    while queries.len() < n {
+        let (s, app, scope) = workload::random_check(shape, &mut rng);
+        if rng.random_bool(0.5) {
+            let ea = query::effective_access(fb, &s, now, false).map_err(|e| e.to_string())?;
+            let held: Vec<_> = ea.entries.iter().filter(|e| e.application.is_some() && !e.scopes.is_empty()).collect();
+            if !held.is_empty() {
+                let e = held[rng.random_range(0..held.len())];
+                let x = e.scopes[rng.random_range(0..e.scopes.len())].clone();
+                queries.push((s, e.application.clone().unwrap_or_default(), x));
+                continue;
+            }
+        }
+        queries.push((s, app, scope));
+    }
+    Ok(queries)
+}
+
+fn gen(g: &GenArgs) -> Result<ExitCode, String> {
+    use std::io::Write;
+    let shape = Shape::for_users(g.users, g.seed);
+    let changes = workload::generate(&shape);
+    std::fs::create_dir_all(&g.out).map_err(|e| format!("{}: {e}", g.out.display()))?;
+    let policy = g.out.join("policy.yaml");
+    std::fs::write(&policy, workload::to_policy_yaml(&changes, "bench"))
+        .map_err(|e| format!("{}: {e}", policy.display()))?;
+    let hf = Holdfast::in_memory();
+    hf.write("bench", changes, &[], "bench", 0).map_err(|e| e.to_string())?;
+    let tenant = hf.tenant("bench").ok_or("tenant missing")?;
+    let st = tenant.read();
+    let now = Timestamp(1_800_000_000);
+    let qs = make_queries(&shape, &st.facts, g.queries, g.seed, now)?;
+    let path = g.out.join("queries.jsonl");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?);
+    let ctx = Context::at(now);
+    let mut allow = 0;
+    for (s, a, x) in &qs {
+        let d = query::check(&st.facts, s, a, x, &ctx).map_err(|e| e.to_string())?;
+        allow += usize::from(d.decision == query::Decision::Allow);
+        let line = serde_json::json!({"subject": s, "application": a, "scope": x, "context": {"now": now}, "expect": d.decision});
+        writeln!(f, "{line}").map_err(|e| e.to_string())?;
+    }
+    f.flush().map_err(|e| e.to_string())?;
+    println!(
+        "wrote {} ({} users) and {} ({} checks, {}% allow)",
+        policy.display(),
+        g.users,
+        path.display(),
+        qs.len(),
+        allow * 100 / qs.len().max(1)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(a: &BenchArgs) -> Result<ExitCode, String> {
+    if let Some(BenchCommand::Gen(g)) = &a.command {
+        return gen(g);
+    }
     let shape = Shape::for_users(a.users, a.seed);
     let rss0 = rss_bytes();
     let t0 = Instant::now();
@@ -87,25 +180,12 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, String> {
     let rss1 = rss_bytes();
     let tuples = tenant.read().facts.tuple_count();
 
-    let mut rng = SmallRng::seed_from_u64(a.seed ^ 0x5eed);
+    let mut rng = SmallRng::seed_from_u64(a.seed ^ 0xbeef);
     let now = Context::at(Timestamp(1_800_000_000));
-    // Half the queries ask for something the user holds, half at random.
-    let mut queries = Vec::with_capacity(a.samples);
-    {
+    let queries = {
         let st = tenant.read();
-        while queries.len() < a.samples {
-            let (s, app, scope) = workload::random_check(&shape, &mut rng);
-            if rng.random_bool(0.5) {
-                let ea = query::effective_access(&st.facts, &s, now.now, false).map_err(|e| e.to_string())?;
-                if let Some(e) = ea.entries.iter().find(|e| e.application.is_some() && !e.scopes.is_empty()) {
-                    let app = e.application.clone().unwrap_or_default();
-                    queries.push((s, app, e.scopes[0].clone()));
-                    continue;
-                }
-            }
-            queries.push((s, app, scope));
-        }
-    }
+        make_queries(&shape, &st.facts, a.samples, a.seed, now.now)?
+    };
     // Fresh instance so the first pass is cold.
     drop(tenant);
     drop(hf);
@@ -115,8 +195,8 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, String> {
 
     let mut cold = Row { name: "check, nothing cached (first ask per subject)", samples: vec![] };
     let mut warm = Row { name: "check, warm", samples: vec![] };
-    let mut ea_row = Row { name: "effective access (warm)", samples: vec![] };
-    let mut ea_cold = Row { name: "effective access, uncached evaluation", samples: vec![] };
+    let mut ea_row = Row { name: "effective access, warm (rendered entries)", samples: vec![] };
+    let mut ea_cold = Row { name: "subject evaluation, all apps, uncached", samples: vec![] };
     let mut write_row = Row { name: "write (membership) + next check of subject", samples: vec![] };
     let mut allows = 0usize;
     {
@@ -142,6 +222,7 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, String> {
             }
         }
         for (s, _, _) in queries.iter().take(5000) {
+            let _ = query::effective_access(fb, s, now.now, false).map_err(|e| e.to_string())?;
             let t = Instant::now();
             let _ = query::effective_access(fb, s, now.now, false).map_err(|e| e.to_string())?;
             ea_row.samples.push(t.elapsed());
@@ -188,5 +269,54 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, String> {
     for row in [&mut cold, &mut warm, &mut ea_cold, &mut ea_row, &mut write_row] {
         row.print();
     }
+    drop(tenant);
+    drop(hf);
+    if !a.no_store {
+        store_figures(&shape, tuples)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Bulk import into a real store (synced commits of 50k changes), then a
+/// restart: open, rebuild the indexes, answer the first check.
+fn store_figures(shape: &Shape, tuples: usize) -> Result<(), String> {
+    use holdfast::store::Durability;
+    let dir = std::env::temp_dir().join(format!("holdfast-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let changes = workload::generate(shape);
+    let n = changes.len();
+    let hf = Holdfast::open(&dir, Durability::Sync).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let mut batch = Vec::with_capacity(50_000);
+    for c in changes {
+        batch.push(c);
+        if batch.len() == 50_000 {
+            hf.write("bench", std::mem::take(&mut batch), &[], "bench", 0).map_err(|e| e.to_string())?;
+        }
+    }
+    hf.write("bench", batch, &[], "bench", 0).map_err(|e| e.to_string())?;
+    let import = t.elapsed();
+    let t = Instant::now();
+    hf.flush().map_err(|e| e.to_string())?;
+    let flush = t.elapsed();
+    drop(hf);
+    let t = Instant::now();
+    let hf = Holdfast::open(&dir, Durability::Sync).map_err(|e| e.to_string())?;
+    let tenant = hf.tenant("bench").ok_or("tenant missing after reopen")?;
+    let (s, app, scope) = workload::random_check(shape, &mut SmallRng::seed_from_u64(1));
+    let _ = query::check(&tenant.read().facts, &s, &app, &scope, &Context::at(Timestamp(1_800_000_000)))
+        .map_err(|e| e.to_string())?;
+    let restart = t.elapsed();
+    drop(tenant);
+    drop(hf);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!();
+    println!(
+        "store: bulk import {n} records ({tuples} tuples) in {:.2} s = {:.0} records/s (synced commits of 50k); flush {:.2} s",
+        import.as_secs_f64(),
+        n as f64 / import.as_secs_f64(),
+        flush.as_secs_f64()
+    );
+    println!("store: restart (open, rebuild indexes) to first answered check: {:.2} s", restart.as_secs_f64());
+    Ok(())
 }

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::{print_json, ContextArgs, Source};
 use holdfast::explain;
+use holdfast::model::Context;
 use holdfast::policy;
 use holdfast::query::{self, Decision};
 use holdfast::service::Holdfast;
@@ -18,14 +19,18 @@ pub struct CheckArgs {
     #[command(flatten)]
     source: Source,
     /// `user:alice`, `service_account:ci-bot`, `group:sre`.
-    #[arg(long)]
-    subject: String,
+    #[arg(long, required_unless_present = "batch")]
+    subject: Option<String>,
     /// The application id (e.g. `deploy-mcp`).
-    #[arg(long)]
-    application: String,
+    #[arg(long, required_unless_present = "batch")]
+    application: Option<String>,
     /// The scope (e.g. `deploy:prod`).
-    #[arg(long)]
-    scope: String,
+    #[arg(long, required_unless_present = "batch")]
+    scope: Option<String>,
+    /// Answer a JSONL file of checks (`{"subject","application","scope","context"?}`
+    /// a line; `-` for stdin): one JSON decision a line, in the same order.
+    #[arg(long, conflicts_with_all = ["subject", "application", "scope"])]
+    batch: Option<PathBuf>,
     #[command(flatten)]
     context: ContextArgs,
     /// Machine-readable output.
@@ -36,8 +41,14 @@ pub struct CheckArgs {
 pub fn check(a: &CheckArgs, explain_it: bool) -> Result<ExitCode, String> {
     let l = a.source.load()?;
     let ctx = a.context.context()?;
+    if let Some(file) = &a.batch {
+        return batch(&l, file, &ctx, explain_it);
+    }
+    let (Some(subject), Some(application), Some(scope)) = (&a.subject, &a.application, &a.scope) else {
+        return Err("give --subject, --application and --scope (or --batch FILE)".into());
+    };
     let st = l.tenant.read();
-    let ex = explain::explain(&st.facts, &a.subject, &a.application, &a.scope, &ctx).map_err(|e| e.to_string())?;
+    let ex = explain::explain(&st.facts, subject, application, scope, &ctx).map_err(|e| e.to_string())?;
     let code = if ex.outcome.decision == Decision::Allow { ExitCode::SUCCESS } else { ExitCode::from(1) };
     match (a.json, explain_it) {
         (true, true) => print_json(&ex)?,
@@ -53,6 +64,72 @@ pub fn check(a: &CheckArgs, explain_it: bool) -> Result<ExitCode, String> {
         }
     }
     Ok(code)
+}
+
+/// One line of a batch file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchLine {
+    subject: String,
+    application: String,
+    scope: String,
+    #[serde(default)]
+    context: Option<BatchContext>,
+    /// Ignored: lets a query file carry the expected answer.
+    #[serde(default)]
+    #[allow(dead_code)]
+    expect: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchContext {
+    now: Option<holdfast::model::Timestamp>,
+    ip: Option<std::net::IpAddr>,
+    mfa: Option<holdfast::model::MfaContext>,
+}
+
+/// Answers a JSONL query file, one decision a line, in order. A line that
+/// cannot be read answers `{"error": ...}` in its place (the rest go on).
+fn batch(l: &super::Loaded, file: &std::path::Path, ctx: &Context, explain_it: bool) -> Result<ExitCode, String> {
+    use std::io::{BufRead, BufWriter, Write};
+    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?))
+    };
+    let st = l.tenant.read();
+    let out = std::io::stdout();
+    let mut out = BufWriter::new(out.lock());
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| format!("{}:{}: {e}", file.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = match serde_json::from_str::<BatchLine>(&line) {
+            Ok(q) => {
+                let c = match q.context {
+                    Some(c) => Context { now: c.now.unwrap_or(ctx.now), ip: c.ip, mfa: c.mfa },
+                    None => ctx.clone(),
+                };
+                if explain_it {
+                    match explain::explain(&st.facts, &q.subject, &q.application, &q.scope, &c) {
+                        Ok(ex) => serde_json::to_value(&ex).unwrap_or_default(),
+                        Err(e) => json!({"error": e.to_string()}),
+                    }
+                } else {
+                    match query::check(&st.facts, &q.subject, &q.application, &q.scope, &c) {
+                        Ok(o) => json!({"decision": o.decision, "reason": o.reason}),
+                        Err(e) => json!({"error": e.to_string()}),
+                    }
+                }
+            }
+            Err(e) => json!({"error": format!("line {}: {e}", i + 1)}),
+        };
+        writeln!(out, "{answer}").map_err(|e| e.to_string())?;
+    }
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]

@@ -196,7 +196,7 @@ pub fn check_ids(
         return Ok(CheckOutcome::deny(no_grant_reason(fb, &view, app, scope)));
     }
     // Fast path: the first usable, satisfied binding decides.
-    let mut paths = Vec::with_capacity(entries.len());
+    let mut paths = Vec::new();
     for &(i, usable) in entries {
         if !usable {
             continue;
