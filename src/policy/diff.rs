@@ -46,8 +46,9 @@
 //! (every BASE path required MFA, some HEAD path does not),
 //! `fan_out` (one changed tuple below which at least `fan_out` subjects
 //! changed), `service_account_gained` (a service account with an added or
-//! weakened entry), `assertion_changed` (an assertion of HEAD whose result
-//! differs between BASE and HEAD).
+//! weakened entry), `assertion_changed` (an assertion written in the HEAD
+//! file whose result differs between BASE and HEAD; both runs use the same
+//! `now`; assertions under a `tests/` folder are not part of the diff).
 //!
 //! ## Speed
 //!
