@@ -123,6 +123,7 @@ fn entitled_scopes(fb: &FactBase, subject: &str, application: &str) -> Result<BT
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::model::{MfaContext, Timestamp};

@@ -215,6 +215,7 @@ pub fn decode_op(op: &Op) -> Option<Result<TokenChange, String>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

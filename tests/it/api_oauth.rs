@@ -76,10 +76,10 @@ async fn active(c: &mut Client, auth: &str, token: &str, client_ip: Option<&str>
 
 fn redact(mut v: Value) -> Value {
     for k in ["revision", "access_token", "client_id", "client_secret", "iat", "exp", "created_at", "suspended_at"] {
-        if let Some(x) = v.get_mut(k) {
-            if !x.is_null() && !(k == "client_id" && x.as_str().is_some_and(|s| !s.starts_with("hfc_"))) {
-                *x = json!(format!("[{k}]"));
-            }
+        // A client id is redacted only when Holdfast generated it (`hfc_…`).
+        let keep = |x: &Value| x.is_null() || (k == "client_id" && !x.as_str().is_some_and(|s| s.starts_with("hfc_")));
+        if let Some(x) = v.get_mut(k).filter(|x| !keep(x)) {
+            *x = json!(format!("[{k}]"));
         }
     }
     v
