@@ -120,19 +120,27 @@ impl Metrics {
 
 /// Records route, status and latency of every request and traces it (ids
 /// only: method, route template, status, latency; never headers or bodies).
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// A panic in a handler answers 500 `internal` and is logged; the server
+/// keeps running. One layer for both keeps the per-request cost low.
+pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    let res = next.run(req).await;
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route_str = || route.as_ref().map_or("unmatched", |r| r.as_str());
+    let res = match CatchUnwind(Box::pin(next.run(req))).await {
+        Ok(res) => res,
+        Err(msg) => {
+            tracing::error!(route = route_str(), panic = %msg, "handler panicked");
+            ApiError::new(ErrorCode::Internal, "internal error; see the server log").into_response()
+        }
+    };
     let elapsed = start.elapsed();
-    let route = route.as_deref().unwrap_or("unmatched");
     let status = res.status().as_u16();
-    state.metrics().record(route, status, elapsed.as_secs_f64());
+    state.metrics().record(route_str(), status, elapsed.as_secs_f64());
     if status >= 500 {
-        tracing::warn!(%method, route, status, latency_us = elapsed.as_micros() as u64, "request failed");
+        tracing::warn!(%method, route = route_str(), status, latency_us = elapsed.as_micros() as u64, "request failed");
     } else {
-        tracing::debug!(%method, route, status, latency_us = elapsed.as_micros() as u64, "request");
+        tracing::debug!(%method, route = route_str(), status, latency_us = elapsed.as_micros() as u64, "request");
     }
     res
 }
@@ -160,19 +168,6 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
-/// A panic in a handler answers 500 `internal` and is logged; the server
-/// keeps running.
-pub async fn catch_panic(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    match CatchUnwind(Box::pin(next.run(req))).await {
-        Ok(res) => res,
-        Err(msg) => {
-            tracing::error!(route = route.as_deref().unwrap_or("unmatched"), panic = %msg, "handler panicked");
-            ApiError::new(ErrorCode::Internal, "internal error; see the server log").into_response()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,16 +182,20 @@ mod tests {
             }
             "unreachable"
         }
+        let dir = tempfile::tempdir().unwrap();
+        let hf = std::sync::Arc::new(crate::service::Holdfast::open(dir.path(), Default::default()).unwrap());
+        let state = AppState::new(hf, crate::api::Keys::default());
         let app = axum::Router::new()
             .route("/boom", axum::routing::get(boom))
             .route("/ok", axum::routing::get(|| async { "ok" }))
-            .layer(axum::middleware::from_fn(catch_panic));
+            .layer(axum::middleware::from_fn_with_state(state.clone(), observe));
         let res = app.clone().oneshot(axum::http::Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(res.status(), 500);
         let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error"]["code"], "internal");
         assert!(!v.to_string().contains("boom"), "panic details are logged, not returned");
+        assert!(state.metrics().render(0).contains("route=\"/boom\",status=\"500\"} 1"));
         let res = app.oneshot(axum::http::Request::get("/ok").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(res.status(), 200);
     }
