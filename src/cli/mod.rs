@@ -2,6 +2,7 @@
 //! gate (check: deny or step_up; test: a failed assertion), 2 invalid input.
 
 mod bench;
+mod bench_http;
 mod policy;
 mod query;
 mod serve;
@@ -46,6 +47,8 @@ enum Command {
     BenchDiff(policy::BenchDiffArgs),
     /// Run the HTTP API server on a store directory.
     Serve(serve::ServeArgs),
+    /// Measure check over HTTP (keep-alive) against an in-process server.
+    BenchHttp(bench_http::BenchHttpArgs),
 }
 
 /// Where the facts come from: a policy file, or a store.
@@ -136,6 +139,7 @@ pub fn main() -> ExitCode {
         Command::Diff(a) => policy::diff(&a),
         Command::BenchDiff(a) => policy::bench_diff(&a),
         Command::Serve(a) => serve::run(&a),
+        Command::BenchHttp(a) => bench_http::run(&a),
     };
     match result {
         Ok(code) => code,
