@@ -334,6 +334,7 @@ impl FromRequestParts<AppState> for TenantWrite {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

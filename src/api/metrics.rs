@@ -169,6 +169,7 @@ impl<F: Future> Future for CatchUnwind<F> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use axum::body::Body;

@@ -584,7 +584,7 @@ pub fn page_token(last: &str) -> String {
 
 pub fn parse_page_token(token: &str) -> Result<String, ApiError> {
     let bad = || ApiError::parameter(format!("`{token}` is not a page token of this API"));
-    if token.len() % 2 != 0 || !token.is_ascii() {
+    if !token.len().is_multiple_of(2) || !token.is_ascii() {
         return Err(bad());
     }
     let bytes: Result<Vec<u8>, _> =
@@ -598,6 +598,7 @@ pub fn page_size(asked: Option<usize>, default: usize, max: usize) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

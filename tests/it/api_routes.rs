@@ -42,8 +42,7 @@ async fn every_route_is_served() {
             .replace("{tenant}", "acme")
             .replace("{subject}", "user:alice")
             .replace("{application}", "deploy-mcp")
-            .replace('{', "")
-            .replace('}', "");
+            .replace(['{', '}'], "");
         let body = (*method != "GET" && *method != "DELETE").then(|| serde_json::json!({}));
         let (status, _, b) = call(&state, method, &concrete, Some(ADMIN), body).await;
         assert_ne!(status, 405, "{method} {path}: {b}");
