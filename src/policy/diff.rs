@@ -874,7 +874,7 @@ fn subject_risks(diffs: &[SubjectDiff]) -> Vec<Risk> {
 }
 
 /// `assertion_changed`: HEAD's assertions whose result differs on BASE.
-fn assertion_risks(head: &Policy, base_fb: &FactBase, head_fb: &FactBase, now: Timestamp) -> Vec<Risk> {
+pub fn assertion_risks(head: &Policy, base_fb: &FactBase, head_fb: &FactBase, now: Timestamp) -> Vec<Risk> {
     let assertions: Vec<_> = head.file.assertions.iter().map(|a| (head.source.clone(), a.clone())).collect();
     let on_base = run_all(base_fb, &assertions, now);
     let on_head = run_all(head_fb, &assertions, now);

@@ -23,7 +23,10 @@ use crate::model::{validate_id, Conditions, ObjectRef, ObjectType, Timestamp};
 pub const DEFAULT_TENANT: &str = "default";
 
 pub const TOP_LEVEL_KEYS: &[&str] =
-    &["tenant", "applications", "roles", "users", "service_accounts", "groups", "bindings", "assertions"];
+    &["tenant", "owns", "applications", "roles", "users", "service_accounts", "groups", "bindings", "assertions"];
+/// Keys of `owns`: what an apply of the file may delete besides roles,
+/// applications, groups and bindings.
+pub const OWNS_KEYS: &[&str] = &["memberships"];
 pub const APPLICATION_KEYS: &[&str] = &["name", "resource", "scopes_supported"];
 pub const ROLE_KEYS: &[&str] = &["name", "description", "scopes"];
 /// Keys of a user or service account given in map form.
@@ -69,6 +72,8 @@ impl<T> Spanned<T> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PolicyFile {
     pub tenant: Option<Spanned<String>>,
+    /// Whose group memberships the file owns (an apply deletes the others).
+    pub owns: Owns,
     pub applications: Vec<AppDecl>,
     pub roles: Vec<RoleDecl>,
     pub users: Vec<SubjectDecl>,
@@ -82,6 +87,39 @@ impl PolicyFile {
     /// The tenant id, [`DEFAULT_TENANT`] when not set.
     pub fn tenant_id(&self) -> &str {
         self.tenant.as_ref().map_or(DEFAULT_TENANT, |t| t.value.as_str())
+    }
+}
+
+/// What the file owns beyond roles, applications, groups and bindings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Owns {
+    pub memberships: OwnedMemberships,
+}
+
+/// `owns.memberships`: the groups whose member lists the file states in full.
+/// An apply deletes the memberships of those groups that the file does not
+/// list; memberships of other groups (synced from a directory, added over
+/// the API) are only ever added.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnedMemberships {
+    /// `false` or absent: no group's (the default).
+    #[default]
+    None,
+    /// `true`: every group's, including groups the file does not declare.
+    All,
+    /// A list of group ids (declared in the file).
+    Groups(Vec<Spanned<String>>),
+}
+
+impl OwnedMemberships {
+    /// Does the file own the memberships of group `id`?
+    pub fn owns(&self, id: &str) -> bool {
+        match self {
+            OwnedMemberships::None => false,
+            OwnedMemberships::All => true,
+            OwnedMemberships::Groups(gs) => gs.iter().any(|g| g.value == id),
+        }
     }
 }
 
@@ -486,6 +524,9 @@ impl Checker {
         if let Some(t) = top.get("tenant") {
             file.tenant = self.id(t, "tenant", "tenant id");
         }
+        if let Some(n) = top.get("owns") {
+            file.owns = self.owns(n);
+        }
         if let Some(n) = Self::section(&top, "applications") {
             for (id, entry) in self.id_map(n, "applications", "application") {
                 if let Some(app) = self.application(id, entry) {
@@ -538,6 +579,25 @@ impl Checker {
             }
         }
         file
+    }
+
+    fn owns(&mut self, node: &Node) -> Owns {
+        let mut owns = Owns::default();
+        let Some(f) = self.fields(node, "owns", OWNS_KEYS) else { return owns };
+        if let Some(m) = f.get("memberships") {
+            owns.memberships = match &m.value {
+                Value::Bool(true) => OwnedMemberships::All,
+                Value::Bool(false) => OwnedMemberships::None,
+                _ if m.as_seq().is_some() => {
+                    OwnedMemberships::Groups(self.id_list(m, "owns.memberships", "group id"))
+                }
+                _ => {
+                    self.wrong_type(m, "owns.memberships", "`true`, `false` or a list of group ids");
+                    OwnedMemberships::None
+                }
+            };
+        }
+        owns
     }
 
     fn application(&mut self, id: Spanned<String>, entry: &Node) -> Option<AppDecl> {
@@ -1284,6 +1344,7 @@ assertions:
             ("mfaCondition", MFA_KEYS),
             ("ipCondition", IP_KEYS),
             ("assertion", ASSERTION_KEYS),
+            ("owns", OWNS_KEYS),
         ] {
             assert_eq!(keys_of(&defs[def]), set(keys), "$defs.{def}");
             assert_eq!(defs[def]["additionalProperties"], false, "$defs.{def}");

@@ -7,6 +7,7 @@
 //! loaded policy) and [`diff`] (who gains or loses what between two
 //! versions, evaluated by the engine).
 
+pub mod apply;
 pub mod assertions;
 pub mod diff;
 pub mod file;
@@ -18,7 +19,7 @@ use std::fmt;
 
 use serde_json::json;
 
-pub use file::{did_you_mean, parse_policy, Finding, PolicyFile, Severity};
+pub use file::{did_you_mean, parse_policy, Finding, OwnedMemberships, PolicyFile, Severity};
 use yaml::Span;
 
 use crate::model::{ObjectRef, ObjectType, Tuple};
@@ -166,6 +167,17 @@ pub fn check_references(file: &PolicyFile) -> Vec<Finding> {
                     hint(&a.value, &apps),
                 ));
             }
+        }
+    }
+    if let OwnedMemberships::Groups(gs) = &file.owns.memberships {
+        let groups: BTreeSet<String> = file.groups.iter().map(|g| g.id.value.clone()).collect();
+        for g in gs.iter().filter(|g| !groups.contains(&g.value)) {
+            out.push(finding(
+                "unknown_group",
+                g.span,
+                format!("`owns.memberships` names group `{}`, which is not declared under `groups`", g.value),
+                hint(&g.value, &groups),
+            ));
         }
     }
     let supported: BTreeSet<&str> =
