@@ -503,7 +503,44 @@ impl Holdfast {
         }
         let t = self.tenant_or_create(tenant);
         let mut st = t.write();
-        st.validate(&changes, preconditions)?;
+        self.commit_locked(tenant, &mut st, &changes, preconditions, actor, at_unix_ms)
+    }
+
+    /// A read-modify-write as one batch: `f` computes the changes from the
+    /// tenant's state under its write lock (nothing can change in between);
+    /// they are validated and committed like [`Holdfast::write`]. When `f`
+    /// answers no changes, nothing is committed (`None`).
+    pub fn write_with<T, E: From<WriteError>>(
+        &self,
+        tenant: &str,
+        actor: &str,
+        at_unix_ms: u64,
+        f: impl FnOnce(&TenantState) -> Result<(Vec<Change>, T), E>,
+    ) -> Result<(Option<u64>, T), E> {
+        let t = self.tenant_or_create(tenant);
+        let mut st = t.write();
+        let (changes, out) = f(&st)?;
+        if changes.is_empty() {
+            return Ok((None, out));
+        }
+        if changes.len() > MAX_BATCH {
+            return Err(WriteError::TooLarge(changes.len(), MAX_BATCH).into());
+        }
+        let revision = self.commit_locked(tenant, &mut st, &changes, &[], actor, at_unix_ms)?;
+        Ok((Some(revision), out))
+    }
+
+    /// Validates, commits and applies a batch under the tenant's write lock.
+    fn commit_locked(
+        &self,
+        tenant: &str,
+        st: &mut TenantState,
+        changes: &[Change],
+        preconditions: &[Precondition],
+        actor: &str,
+        at_unix_ms: u64,
+    ) -> Result<u64, WriteError> {
+        st.validate(changes, preconditions)?;
         let revision = match &self.store {
             Some(store) => {
                 let ops: Vec<_> = changes.iter().map(encode_change).collect();
@@ -511,7 +548,7 @@ impl Holdfast {
             }
             None => self.revision.load(Ordering::Acquire) + 1,
         };
-        for c in &changes {
+        for c in changes {
             st.apply(c);
         }
         st.revision = revision;
