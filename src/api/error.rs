@@ -52,12 +52,14 @@ pub enum ErrorCode {
     LimitExceeded,
     /// None of the requested scopes may go into a token for the subject.
     InvalidScope,
+    /// A policy file with error findings (listed in the error's `findings`).
+    InvalidPolicy,
     Internal,
     StorageError,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::BadJson,
         ErrorCode::InvalidParameter,
         ErrorCode::Unauthenticated,
@@ -79,6 +81,7 @@ impl ErrorCode {
         ErrorCode::UnknownApplication,
         ErrorCode::LimitExceeded,
         ErrorCode::InvalidScope,
+        ErrorCode::InvalidPolicy,
         ErrorCode::Internal,
         ErrorCode::StorageError,
     ];
@@ -106,6 +109,7 @@ impl ErrorCode {
             ErrorCode::UnknownApplication => "unknown_application",
             ErrorCode::LimitExceeded => "limit_exceeded",
             ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidPolicy => "invalid_policy",
             ErrorCode::Internal => "internal",
             ErrorCode::StorageError => "storage_error",
         }
@@ -127,7 +131,8 @@ impl ErrorCode {
             | ErrorCode::SchemaViolation
             | ErrorCode::UnknownRole
             | ErrorCode::UnknownApplication
-            | ErrorCode::LimitExceeded => StatusCode::UNPROCESSABLE_ENTITY,
+            | ErrorCode::LimitExceeded
+            | ErrorCode::InvalidPolicy => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::StorageError => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -379,6 +384,7 @@ mod tests {
                 ("unknown_application", 422),
                 ("limit_exceeded", 422),
                 ("invalid_scope", 403),
+                ("invalid_policy", 422),
                 ("internal", 500),
                 ("storage_error", 503),
             ]

@@ -14,6 +14,7 @@ pub mod error;
 mod metrics;
 mod oauth;
 mod ops;
+mod policy;
 mod query;
 mod resources;
 mod subjects;
@@ -80,6 +81,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/tenants/{tenant}/applications/{application}/.well-known/oauth-protected-resource"),
     ("POST", "/oauth2/introspect"),
     ("POST", "/oauth2/revoke"),
+    ("PUT", "/v1/tenants/{tenant}/policy"),
+    ("POST", "/v1/policy/validate"),
+    ("POST", "/v1/policy/test"),
+    ("POST", "/v1/policy/diff"),
 ];
 
 /// The issuer URL when none is configured.
@@ -208,6 +213,7 @@ pub fn router(state: AppState) -> Router {
         .merge(uflow::routes())
         .merge(subjects::routes())
         .merge(oauth::routes())
+        .merge(policy::routes())
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_http;
+mod http_client;
 mod policy;
 mod query;
 mod serve;
@@ -43,6 +44,8 @@ enum Command {
     Test(policy::TestArgs),
     /// Access diff between two versions of a policy (BASE HEAD).
     Diff(policy::DiffArgs),
+    /// Apply a policy file to a tenant on a server (atomic) and print the access diff.
+    Apply(policy::ApplyArgs),
     /// Time `diff` on two generated tenants that differ in a few hundred tuples.
     BenchDiff(policy::BenchDiffArgs),
     /// Run the HTTP API server on a store directory.
@@ -138,6 +141,7 @@ pub fn main() -> ExitCode {
         Command::Test(a) => policy::test(&a),
         Command::Diff(a) => policy::diff(&a),
         Command::BenchDiff(a) => policy::bench_diff(&a),
+        Command::Apply(a) => policy::apply(&a),
         Command::Serve(a) => serve::run(&a),
         Command::BenchHttp(a) => bench_http::run(&a),
     };

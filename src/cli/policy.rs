@@ -351,3 +351,142 @@ pub fn bench_diff(a: &BenchDiffArgs) -> Result<ExitCode, String> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+// ------------------------------------------------------------------- apply
+
+#[derive(Args)]
+pub struct ApplyArgs {
+    /// The policy file (YAML or JSON).
+    file: PathBuf,
+    /// The server, `http://host:port`.
+    #[arg(long)]
+    server: String,
+    /// The tenant (default: the file's `tenant:`, else `default`).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Compute the batch and the access diff; apply nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The API key (default: `HOLDFAST_API_KEY`).
+    #[arg(long)]
+    key: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: DiffFormat,
+    /// Apply nothing and exit 1 when the diff has any of these (comma-separated).
+    #[arg(long, value_delimiter = ',', value_parser = GATE_KINDS.to_vec())]
+    fail_on: Vec<String>,
+    /// Seconds to wait for the server.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+}
+
+/// `holdfast apply`: `PUT /v1/tenants/{tenant}/policy` with the file as the
+/// body; prints the access diff. Exit 0 applied (or dry run), 1 a `--fail-on`
+/// kind present (nothing applied), 2 invalid input, a refused request or a
+/// transport error.
+pub fn apply(a: &ApplyArgs) -> Result<ExitCode, String> {
+    use super::http_client::{encode, request, Url};
+    let url = Url::parse(&a.server)?;
+    let key = match &a.key {
+        Some(k) => k.clone(),
+        None => std::env::var("HOLDFAST_API_KEY").map_err(|_| "give --key KEY or set HOLDFAST_API_KEY".to_string())?,
+    };
+    let name = a.file.display().to_string();
+    let text = match validate::read_policy_text(&a.file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{}", policy::render_finding(&name, &e.finding()));
+            return Ok(ExitCode::from(2));
+        }
+    };
+    // The tenant: the flag, else the file's (the server checks the file whole).
+    let tenant = a.tenant.clone().unwrap_or_else(|| {
+        policy::parse_policy(&text)
+            .ok()
+            .and_then(|f| f.tenant.map(|t| t.value))
+            .unwrap_or_else(|| DEFAULT_TENANT.to_string())
+    });
+    let format = match a.format {
+        DiffFormat::Text => "text",
+        DiffFormat::Json => "json",
+        DiffFormat::Markdown => "markdown",
+    };
+    let mut path =
+        format!("/v1/tenants/{}/policy?format={format}&name={}&dry_run={}", encode(&tenant), encode(&name), a.dry_run);
+    if !a.fail_on.is_empty() {
+        path.push_str(&format!("&fail_on={}", encode(&a.fail_on.join(","))));
+    }
+    let is_json = a.file.extension().is_some_and(|x| x.eq_ignore_ascii_case("json"));
+    let auth = format!("Bearer {key}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", if is_json { "application/json" } else { "application/yaml" }),
+        ("accept", "application/json"),
+    ];
+    let timeout = std::time::Duration::from_secs(a.timeout.max(1));
+    let res = request(&url, "PUT", &path, &headers, text.as_bytes(), timeout)?;
+    let body: serde_json::Value = serde_json::from_slice(&res.body).map_err(|_| {
+        format!(
+            "{} answered {} with a body that is not JSON: {}",
+            a.server,
+            res.status,
+            String::from_utf8_lossy(&res.body)
+        )
+    })?;
+    if res.status != 200 {
+        let err = &body["error"];
+        eprintln!(
+            "error: {} answered {} {}: {}",
+            a.server,
+            res.status,
+            err["code"].as_str().unwrap_or("?"),
+            err["message"].as_str().unwrap_or("")
+        );
+        for f in err["findings"].as_array().into_iter().flatten() {
+            eprintln!(
+                "{}:{}:{}: {}[{}]: {}{}",
+                f["file"].as_str().unwrap_or(&name),
+                f["line"],
+                f["col"],
+                f["severity"].as_str().unwrap_or("error"),
+                f["code"].as_str().unwrap_or("?"),
+                f["message"].as_str().unwrap_or(""),
+                f["hint"].as_str().map_or(String::new(), |h| format!(" ({h})"))
+            );
+        }
+        return Ok(ExitCode::from(2));
+    }
+    match a.format {
+        DiffFormat::Json => print_json(&body)?,
+        _ => print!("{}", body["rendered"].as_str().unwrap_or("")),
+    }
+    for w in body["warnings"].as_array().into_iter().flatten() {
+        eprintln!(
+            "{}:{}:{}: warning[{}]: {}",
+            w["file"].as_str().unwrap_or(&name),
+            w["line"],
+            w["col"],
+            w["code"].as_str().unwrap_or("?"),
+            w["message"].as_str().unwrap_or("")
+        );
+    }
+    let c = &body["changes"];
+    let counts = format!(
+        "{} object(s) put, {} deleted; {} tuple(s) put, {} deleted; {} membership(s) kept (not owned by the file)",
+        c["objects_put"], c["objects_deleted"], c["tuples_put"], c["tuples_deleted"], c["memberships_kept"]
+    );
+    let gate: Vec<&str> = body["gate"].as_array().into_iter().flatten().filter_map(|g| g.as_str()).collect();
+    if !gate.is_empty() {
+        eprintln!("holdfast apply: failing on {}; nothing applied ({counts})", gate.join(", "));
+        return Ok(ExitCode::from(1));
+    }
+    if body["applied"] == true {
+        eprintln!(
+            "holdfast apply: tenant `{tenant}` applied at revision {} ({counts})",
+            body["revision"].as_str().unwrap_or("?")
+        );
+    } else {
+        eprintln!("holdfast apply: dry run, nothing applied ({counts})");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -276,12 +276,7 @@ mod tests {
         let p = plan(&cur, &policy(head));
         assert_eq!(
             texts(&p.changes),
-            [
-                "-role:old#grants@scope:x",
-                "-tenant#old@user:v",
-                "-role:old",
-                "+application:a#r@group:g [mfa]"
-            ],
+            ["-role:old#grants@scope:x", "-tenant#old@user:v", "-role:old", "+application:a#r@group:g [mfa]"],
             "group `gone` keeps user:v (not owned), so it stays declared"
         );
         assert_eq!(p.summary.memberships_kept, 2);

@@ -482,15 +482,20 @@ pub fn collect(policy: &Policy, path: &Path) -> Result<Vec<Sourced>, PolicyError
 pub fn test_policy(path: &Path, now: Timestamp) -> Result<TestReport, SuiteError> {
     let policy = load(path)?;
     let assertions = collect(&policy, path)?;
+    run_suite(policy, &assertions, now)
+}
+
+/// Runs `assertions` against a compiled policy (its own and any others).
+pub fn run_suite(policy: Policy, assertions: &[Sourced], now: Timestamp) -> Result<TestReport, SuiteError> {
     let hf =
         instantiate(&policy).map_err(|e| SuiteError::Load { file: policy.source.clone(), message: e.to_string() })?;
     let tenant = hf
         .tenant(&policy.tenant)
         .ok_or_else(|| SuiteError::Load { file: policy.source.clone(), message: "tenant missing".into() })?;
     let st = tenant.read();
-    let results = run_all(&st.facts, &assertions, now);
+    let results = run_all(&st.facts, assertions, now);
     let mut files = vec![policy.source.clone()];
-    for (f, _) in &assertions {
+    for (f, _) in assertions {
         if !files.contains(f) {
             files.push(f.clone());
         }

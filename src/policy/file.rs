@@ -588,9 +588,7 @@ impl Checker {
             owns.memberships = match &m.value {
                 Value::Bool(true) => OwnedMemberships::All,
                 Value::Bool(false) => OwnedMemberships::None,
-                _ if m.as_seq().is_some() => {
-                    OwnedMemberships::Groups(self.id_list(m, "owns.memberships", "group id"))
-                }
+                _ if m.as_seq().is_some() => OwnedMemberships::Groups(self.id_list(m, "owns.memberships", "group id")),
                 _ => {
                     self.wrong_type(m, "owns.memberships", "`true`, `false` or a list of group ids");
                     OwnedMemberships::None

@@ -7,6 +7,7 @@ mod api_support;
 mod bad_input;
 mod engine_prop;
 mod fast_path;
+mod policy_api;
 mod policy_assertions;
 mod policy_diff;
 mod policy_validate;
