@@ -136,10 +136,10 @@ pub fn to_policy_yaml(changes: &[Change], tenant: &str) -> String {
     let mut users = std::collections::BTreeSet::new();
     let mut sas = std::collections::BTreeSet::new();
     let mut bindings = Vec::new();
-    let mut note = |r: &ObjectRef,
-                    users: &mut std::collections::BTreeSet<String>,
-                    sas: &mut std::collections::BTreeSet<String>,
-                    groups: &mut BTreeMap<String, Vec<String>>| match r.ty {
+    let note = |r: &ObjectRef,
+                users: &mut std::collections::BTreeSet<String>,
+                sas: &mut std::collections::BTreeSet<String>,
+                groups: &mut BTreeMap<String, Vec<String>>| match r.ty {
         ObjectType::User => {
             users.insert(r.id.clone());
         }

@@ -1,8 +1,6 @@
 //! Interned, `Copy` identifiers the Datalog program works on, and a small
 //! string interner. Ids are dense per tenant and never reused.
 
-use rustc_hash::FxHashMap;
-
 macro_rules! id_type {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*
@@ -76,37 +74,81 @@ pub enum Why {
     ScopeNotSupported,
 }
 
-/// Maps strings to dense `u32`s and back.
+/// Maps strings to dense `u32`s and back. Each string is stored once, in
+/// one arena; the table holds only ids.
 #[derive(Debug, Default, Clone)]
 pub struct Interner {
-    map: FxHashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
+    table: hashbrown::HashTable<u32>,
+    /// (offset, length) of each id's text in `arena`.
+    spans: Vec<(u32, u32)>,
+    arena: String,
+}
+
+/// Ids like `user:u12345` share long prefixes; FxHash leaves the high bits
+/// the table probes with poorly mixed for them, foldhash does not.
+fn hash(s: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x686f6c64).hash_one(s)
+}
+
+fn text<'a>(arena: &'a str, spans: &[(u32, u32)], i: u32) -> &'a str {
+    match spans.get(i as usize) {
+        Some(&(o, l)) => arena.get(o as usize..(o + l) as usize).unwrap_or("?"),
+        None => "?",
+    }
 }
 
 impl Interner {
     pub fn get(&self, s: &str) -> Option<u32> {
-        self.map.get(s).copied()
+        self.table.find(hash(s), |&i| text(&self.arena, &self.spans, i) == s).copied()
     }
 
     pub fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&i) = self.map.get(s) {
+        let h = hash(s);
+        let Interner { table, spans, arena } = self;
+        if let Some(&i) = table.find(h, |&i| text(arena, spans, i) == s) {
             return i;
         }
-        let i = self.names.len() as u32;
-        self.names.push(s.into());
-        self.map.insert(s.into(), i);
+        let i = spans.len() as u32;
+        spans.push((arena.len() as u32, s.len() as u32));
+        arena.push_str(s);
+        table.insert_unique(h, i, |&j| hash(text(arena, spans, j)));
         i
     }
 
     pub fn name(&self, i: u32) -> &str {
-        self.names.get(i as usize).map(|b| &**b).unwrap_or("?")
+        text(&self.arena, &self.spans, i)
     }
 
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.spans.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.spans.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Interner;
+
+    #[test]
+    fn interns_once_and_maps_back() {
+        let mut i = Interner::default();
+        let a = i.intern("user:alice");
+        let b = i.intern("group:eng");
+        assert_eq!(i.intern("user:alice"), a);
+        assert_ne!(a, b);
+        assert_eq!(i.name(a), "user:alice");
+        assert_eq!(i.name(b), "group:eng");
+        assert_eq!(i.get("group:eng"), Some(b));
+        assert_eq!(i.get("group:en"), None);
+        assert_eq!(i.name(99), "?");
+        for n in 0..10_000 {
+            i.intern(&format!("user:u{n}"));
+        }
+        assert_eq!(i.get("user:u9999").map(|x| i.name(x).to_string()), Some("user:u9999".to_string()));
+        assert_eq!(i.len(), 10_002);
     }
 }

@@ -148,6 +148,17 @@ impl Default for FactBase {
     }
 }
 
+/// `type:id` of a node reference, without `fmt` machinery (bulk loads call
+/// this for every tuple).
+fn canonical(r: &ObjectRef) -> String {
+    let ty = r.ty.as_str();
+    let mut s = String::with_capacity(ty.len() + 1 + r.id.len());
+    s.push_str(ty);
+    s.push(':');
+    s.push_str(&r.id);
+    s
+}
+
 fn kind_of(ty: ObjectType) -> Option<NodeKind> {
     match ty {
         ObjectType::User => Some(NodeKind::User),
@@ -196,7 +207,7 @@ impl FactBase {
     /// The node of a user, group or service account reference, if known.
     pub fn node_id(&self, r: &ObjectRef) -> Option<NodeId> {
         kind_of(r.ty)?;
-        self.nodes.get(&r.to_string()).map(NodeId)
+        self.nodes.get(&canonical(r)).map(NodeId)
     }
 
     pub fn node_name(&self, n: NodeId) -> &str {
@@ -361,7 +372,7 @@ impl FactBase {
     /// Interns a user, group or service account. `None` for other types.
     pub fn intern_node(&mut self, r: &ObjectRef) -> Option<NodeId> {
         let kind = kind_of(r.ty)?;
-        let name = r.to_string();
+        let name = canonical(r);
         if let Some(i) = self.nodes.get(&name) {
             return Some(NodeId(i));
         }
@@ -510,7 +521,13 @@ impl FactBase {
         let r = self.role_id(role)?;
         let a = self.resource_id(resource)?;
         let s = self.intern_node(subject)?;
-        let conditions = Arc::new(conditions);
+        // Most bindings carry no conditions: they share one allocation.
+        static NONE: std::sync::OnceLock<Arc<Conditions>> = std::sync::OnceLock::new();
+        let conditions = if conditions == Conditions::default() {
+            NONE.get_or_init(|| Arc::new(Conditions::default())).clone()
+        } else {
+            Arc::new(conditions)
+        };
         if let Some(&b) = self.binding_index.get(&(s, r, a)) {
             if let Some(rec) = self.bindings[b.idx()].as_mut() {
                 rec.conditions = conditions;

@@ -90,10 +90,11 @@ impl Schema {
     /// Validates a tuple. `role_defined` says whether a role id is defined in
     /// the tenant (bindings name roles as their relation).
     pub fn validate(&self, t: &Tuple, role_defined: impl Fn(&str) -> bool) -> Result<TupleKind, SchemaError> {
-        let tuple = t.to_string();
+        // Formatted only when an error names it (validation is on the bulk path).
+        let tuple = LazyText(t);
         let Some(def) = self.types.get(&t.object.ty) else {
             return Err(SchemaError::UnknownRelation {
-                tuple,
+                tuple: tuple.get(),
                 ty: t.object.ty,
                 relation: t.relation.clone(),
                 known: "none".into(),
@@ -102,7 +103,7 @@ impl Schema {
         if let Some(allowed) = def.relations.get(&t.relation) {
             if !allowed.contains(&t.subject.ty) {
                 return Err(SchemaError::SubjectType {
-                    tuple,
+                    tuple: tuple.get(),
                     ty: t.object.ty,
                     relation: t.relation.clone(),
                     subject: t.subject.ty,
@@ -110,7 +111,7 @@ impl Schema {
                 });
             }
             if t.relation == "member" && t.object == t.subject {
-                return Err(SchemaError::SelfMembership { tuple });
+                return Err(SchemaError::SelfMembership { tuple: tuple.get() });
             }
             return Ok(match (t.object.ty, t.relation.as_str()) {
                 (ObjectType::Group, "member") => TupleKind::Membership,
@@ -118,7 +119,7 @@ impl Schema {
                 (ObjectType::Application, "supports") => TupleKind::Supports,
                 _ => {
                     return Err(SchemaError::UnknownRelation {
-                        tuple,
+                        tuple: tuple.get(),
                         ty: t.object.ty,
                         relation: t.relation.clone(),
                         known: "none the engine understands".into(),
@@ -129,18 +130,18 @@ impl Schema {
         if def.bindings.is_empty() {
             let known: Vec<&str> = def.relations.keys().map(String::as_str).collect();
             return Err(SchemaError::UnknownRelation {
-                tuple,
+                tuple: tuple.get(),
                 ty: t.object.ty,
                 relation: t.relation.clone(),
                 known: if known.is_empty() { "none".into() } else { known.join(", ") },
             });
         }
         if !role_defined(&t.relation) {
-            return Err(SchemaError::UnknownRole { tuple, role: t.relation.clone(), hint: String::new() });
+            return Err(SchemaError::UnknownRole { tuple: tuple.get(), role: t.relation.clone(), hint: String::new() });
         }
         if !def.bindings.contains(&t.subject.ty) {
             return Err(SchemaError::SubjectType {
-                tuple,
+                tuple: tuple.get(),
                 ty: t.object.ty,
                 relation: t.relation.clone(),
                 subject: t.subject.ty,
@@ -153,6 +154,14 @@ impl Schema {
     /// Subject types a binding may name.
     pub fn binding_subjects(&self, on: ObjectType) -> &[ObjectType] {
         self.types.get(&on).map(|d| d.bindings.as_slice()).unwrap_or(&[])
+    }
+}
+
+struct LazyText<'a>(&'a Tuple);
+
+impl LazyText<'_> {
+    fn get(&self) -> String {
+        self.0.to_string()
     }
 }
 
