@@ -11,6 +11,7 @@
 pub mod auth;
 mod changes;
 pub mod error;
+mod limit;
 mod metrics;
 mod oauth;
 mod ops;
@@ -33,6 +34,7 @@ use crate::model::Timestamp;
 use crate::service::{Change, Holdfast, Precondition, Tenant};
 pub use auth::{Access, Keys};
 pub use error::{ApiError, ErrorCode};
+pub use limit::InFlight;
 pub use metrics::Metrics;
 use wire::Revision;
 
@@ -104,6 +106,9 @@ pub struct ApiConfig {
     /// This server's issuer URL, named as the authorization server in
     /// protected-resource metadata and as `iss` in introspection answers.
     pub issuer: &'static str,
+    /// Most requests one caller may have in flight (429 `too_many_requests`
+    /// beyond; 0 = no limit). See [`limit`].
+    pub max_in_flight_per_caller: usize,
 }
 
 impl Default for ApiConfig {
@@ -114,6 +119,7 @@ impl Default for ApiConfig {
             max_write_batch: 50_000,
             clock: Timestamp::now,
             issuer: DEFAULT_ISSUER,
+            max_in_flight_per_caller: 64,
         }
     }
 }
@@ -123,6 +129,7 @@ struct Shared {
     keys: Keys,
     metrics: Metrics,
     config: ApiConfig,
+    in_flight: InFlight,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -135,7 +142,7 @@ impl AppState {
     }
 
     pub fn with_config(hf: Arc<Holdfast>, keys: Keys, config: ApiConfig) -> Self {
-        AppState(Arc::new(Shared { hf, keys, metrics: Metrics::new(), config }))
+        AppState(Arc::new(Shared { hf, keys, metrics: Metrics::new(), config, in_flight: InFlight::default() }))
     }
 
     pub fn holdfast(&self) -> &Arc<Holdfast> {
@@ -152,6 +159,11 @@ impl AppState {
 
     pub fn config(&self) -> &ApiConfig {
         &self.0.config
+    }
+
+    /// Requests in flight per caller ([`limit`]).
+    pub fn in_flight(&self) -> &InFlight {
+        &self.0.in_flight
     }
 
     /// The server clock (the API layer is the only one that reads it).
@@ -217,6 +229,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limit::per_caller))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::observe))
         .with_state(state)
 }
