@@ -54,12 +54,14 @@ pub enum ErrorCode {
     InvalidScope,
     /// A policy file with error findings (listed in the error's `findings`).
     InvalidPolicy,
+    /// The caller already has as many requests in flight as it may.
+    TooManyRequests,
     Internal,
     StorageError,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::BadJson,
         ErrorCode::InvalidParameter,
         ErrorCode::Unauthenticated,
@@ -82,6 +84,7 @@ impl ErrorCode {
         ErrorCode::LimitExceeded,
         ErrorCode::InvalidScope,
         ErrorCode::InvalidPolicy,
+        ErrorCode::TooManyRequests,
         ErrorCode::Internal,
         ErrorCode::StorageError,
     ];
@@ -110,6 +113,7 @@ impl ErrorCode {
             ErrorCode::LimitExceeded => "limit_exceeded",
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::InvalidPolicy => "invalid_policy",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::Internal => "internal",
             ErrorCode::StorageError => "storage_error",
         }
@@ -133,6 +137,7 @@ impl ErrorCode {
             | ErrorCode::UnknownApplication
             | ErrorCode::LimitExceeded
             | ErrorCode::InvalidPolicy => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::StorageError => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -385,6 +390,7 @@ mod tests {
                 ("limit_exceeded", 422),
                 ("invalid_scope", 403),
                 ("invalid_policy", 422),
+                ("too_many_requests", 429),
                 ("internal", 500),
                 ("storage_error", 503),
             ]

@@ -17,6 +17,11 @@ use serde::{Deserialize, Serialize};
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// The latest time Holdfast accepts: 9999-12-31T23:59:59Z. RFC 3339 has
+    /// four-digit years; a later time could not be printed, stored or read
+    /// back, so input beyond it is refused and [`Timestamp::plus`] stops here.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799);
+
     pub fn parse(s: &str) -> Result<Timestamp, String> {
         let t = humantime::parse_rfc3339_weak(s.trim())
             .map_err(|e| format!("`{s}` is not an RFC 3339 time ({e}); example: 2026-12-31T23:59:59Z"))?;
@@ -24,7 +29,16 @@ impl Timestamp {
             Ok(d) => d.as_secs() as i64,
             Err(e) => -(e.duration().as_secs() as i64),
         };
-        Ok(Timestamp(secs))
+        Timestamp::from_secs(secs).map_err(|m| format!("`{s}`: {m}"))
+    }
+
+    /// Seconds since the epoch, within `0..=`[`Timestamp::MAX`].
+    pub fn from_secs(secs: i64) -> Result<Timestamp, String> {
+        if (0..=Timestamp::MAX.0).contains(&secs) {
+            Ok(Timestamp(secs))
+        } else {
+            Err(format!("`{secs}` is outside 1970-01-01T00:00:00Z ..= 9999-12-31T23:59:59Z"))
+        }
     }
 
     pub fn now() -> Timestamp {
@@ -34,13 +48,13 @@ impl Timestamp {
     }
 
     pub fn plus(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(d.as_secs().min(i64::MAX as u64) as i64))
+        Timestamp(self.0.saturating_add(d.as_secs().min(i64::MAX as u64) as i64).min(Timestamp::MAX.0.max(self.0)))
     }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 >= 0 {
+        if (0..=Timestamp::MAX.0).contains(&self.0) {
             let t = std::time::UNIX_EPOCH + Duration::from_secs(self.0 as u64);
             write!(f, "{}", humantime::format_rfc3339_seconds(t))
         } else {
@@ -65,7 +79,7 @@ impl<'de> Deserialize<'de> for Timestamp {
         }
         match Raw::deserialize(d)? {
             Raw::Text(s) => Timestamp::parse(&s).map_err(serde::de::Error::custom),
-            Raw::Secs(n) => Ok(Timestamp(n)),
+            Raw::Secs(n) => Timestamp::from_secs(n).map_err(serde::de::Error::custom),
         }
     }
 }
