@@ -18,6 +18,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn op_out(op: &store::Op) -> Result<OpOut, ApiError> {
+    if let Some(t) = crate::service::scim_tokens::decode_op(op) {
+        let t = t.map_err(|reason| ApiError::internal(format!("change log op `{}`: {reason}", op.key())))?;
+        return Ok(OpOut::scim_token(t));
+    }
     if let Some(t) = crate::service::tokens::decode_op(op) {
         let t = t.map_err(|reason| ApiError::internal(format!("change log op `{}`: {reason}", op.key())))?;
         return Ok(OpOut::token(t));

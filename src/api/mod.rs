@@ -18,6 +18,7 @@ mod ops;
 mod policy;
 mod query;
 mod resources;
+pub mod scim;
 mod subjects;
 mod tuples;
 mod uflow;
@@ -83,6 +84,29 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/tenants/{tenant}/applications/{application}/.well-known/oauth-protected-resource"),
     ("POST", "/oauth2/introspect"),
     ("POST", "/oauth2/revoke"),
+    ("GET", "/v1/tenants/{tenant}/scim-tokens"),
+    ("POST", "/v1/tenants/{tenant}/scim-tokens"),
+    ("DELETE", "/v1/tenants/{tenant}/scim-tokens/{id}"),
+    ("GET", "/scim/v2/{tenant}/ServiceProviderConfig"),
+    ("GET", "/scim/v2/{tenant}/ResourceTypes"),
+    ("GET", "/scim/v2/{tenant}/ResourceTypes/{id}"),
+    ("GET", "/scim/v2/{tenant}/Schemas"),
+    ("GET", "/scim/v2/{tenant}/Schemas/{id}"),
+    ("POST", "/scim/v2/{tenant}/.search"),
+    ("GET", "/scim/v2/{tenant}/Users"),
+    ("POST", "/scim/v2/{tenant}/Users"),
+    ("POST", "/scim/v2/{tenant}/Users/.search"),
+    ("GET", "/scim/v2/{tenant}/Users/{id}"),
+    ("PUT", "/scim/v2/{tenant}/Users/{id}"),
+    ("PATCH", "/scim/v2/{tenant}/Users/{id}"),
+    ("DELETE", "/scim/v2/{tenant}/Users/{id}"),
+    ("GET", "/scim/v2/{tenant}/Groups"),
+    ("POST", "/scim/v2/{tenant}/Groups"),
+    ("POST", "/scim/v2/{tenant}/Groups/.search"),
+    ("GET", "/scim/v2/{tenant}/Groups/{id}"),
+    ("PUT", "/scim/v2/{tenant}/Groups/{id}"),
+    ("PATCH", "/scim/v2/{tenant}/Groups/{id}"),
+    ("DELETE", "/scim/v2/{tenant}/Groups/{id}"),
     ("PUT", "/v1/tenants/{tenant}/policy"),
     ("POST", "/v1/policy/validate"),
     ("POST", "/v1/policy/test"),
@@ -225,6 +249,7 @@ pub fn router(state: AppState) -> Router {
         .merge(uflow::routes())
         .merge(subjects::routes())
         .merge(oauth::routes())
+        .merge(scim::routes())
         .merge(policy::routes())
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)

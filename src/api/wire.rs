@@ -534,9 +534,25 @@ pub enum OpOut {
     CredentialRevoked {
         client_id: String,
     },
+    /// A SCIM token was created or revoked; named by its id, never by value.
+    ScimTokenCreated {
+        id: String,
+    },
+    ScimTokenRevoked {
+        id: String,
+    },
 }
 
 impl OpOut {
+    /// The readable form of a SCIM token change.
+    pub fn scim_token(t: crate::service::scim_tokens::ScimTokenChange) -> OpOut {
+        use crate::service::scim_tokens::ScimTokenChange;
+        match t {
+            ScimTokenChange::Put(r) => OpOut::ScimTokenCreated { id: r.id },
+            ScimTokenChange::Delete(id) => OpOut::ScimTokenRevoked { id },
+        }
+    }
+
     /// The readable form of a token or credential change.
     pub fn token(t: crate::service::TokenChange) -> OpOut {
         use crate::service::tokens::token_id;

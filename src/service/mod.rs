@@ -5,6 +5,7 @@
 
 mod read;
 mod records;
+pub mod scim_tokens;
 pub mod tokens;
 
 use std::collections::{BTreeMap, HashMap};
@@ -96,6 +97,8 @@ pub struct TenantState {
     pub suspensions: BTreeMap<ObjectRef, Suspension>,
     /// Access tokens and application client credentials.
     pub tokens: TokenIndex,
+    /// SCIM bearer tokens of identity providers ([`scim_tokens`]).
+    pub scim_tokens: scim_tokens::ScimTokenIndex,
     /// Revision of the last write applied to this tenant.
     pub revision: u64,
 }
@@ -422,7 +425,14 @@ impl Holdfast {
         };
         let mut by_tenant: BTreeMap<String, Vec<Change>> = BTreeMap::new();
         let mut token_records: BTreeMap<String, Vec<TokenChange>> = BTreeMap::new();
+        let mut scim_records: BTreeMap<String, Vec<scim_tokens::ScimTokenChange>> = BTreeMap::new();
         for (tenant, key, value) in store.scan_all()? {
+            if let Some(t) = scim_tokens::decode_record(&key, &value) {
+                let t =
+                    t.map_err(|reason| ServiceError::Corrupt { tenant: tenant.clone(), key: key.clone(), reason })?;
+                scim_records.entry(tenant).or_default().push(t);
+                continue;
+            }
             if let Some(t) = tokens::decode_record(&key, &value) {
                 let t =
                     t.map_err(|reason| ServiceError::Corrupt { tenant: tenant.clone(), key: key.clone(), reason })?;
@@ -459,6 +469,14 @@ impl Holdfast {
                     }
                     st.tokens.apply(r);
                 }
+            }
+            for (name, records) in scim_records {
+                let t = tenants.entry(name.clone()).or_insert_with(|| {
+                    let st = TenantState { revision, ..TenantState::new(hf.limits) };
+                    Arc::new(Tenant { name: name.clone(), state: RwLock::new(st) })
+                });
+                let mut st = t.write();
+                records.iter().for_each(|r| st.scim_tokens.apply(r));
             }
         }
         Ok(Holdfast { store: Some(store), ..hf })

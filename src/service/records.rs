@@ -8,7 +8,8 @@
 //! | `t/<tuple text>`    | JSON `{}` or `{"conditions": {...}}`   |
 //!
 //! Tokens (`x/<sha256 hex>`) and client credentials (`c/<client_id>`) are
-//! records of the tenant too; [`super::tokens`] owns their layout.
+//! records of the tenant too; [`super::tokens`] owns their layout. SCIM
+//! tokens (`k/<id>`) likewise, owned by [`super::scim_tokens`].
 
 use serde::{Deserialize, Serialize};
 

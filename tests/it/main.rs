@@ -19,4 +19,7 @@ mod policy_api;
 mod policy_assertions;
 mod policy_diff;
 mod policy_validate;
+mod scim_api;
+mod scim_flows;
+mod scim_support;
 mod worked_example;
