@@ -84,6 +84,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/tenants/{tenant}/applications/{application}/.well-known/oauth-protected-resource"),
     ("POST", "/oauth2/introspect"),
     ("POST", "/oauth2/revoke"),
+    ("PUT", "/v1/tenants/{tenant}/policy"),
+    ("POST", "/v1/policy/validate"),
+    ("POST", "/v1/policy/test"),
+    ("POST", "/v1/policy/diff"),
     ("GET", "/v1/tenants/{tenant}/scim-tokens"),
     ("POST", "/v1/tenants/{tenant}/scim-tokens"),
     ("DELETE", "/v1/tenants/{tenant}/scim-tokens/{id}"),
@@ -107,10 +111,6 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/scim/v2/{tenant}/Groups/{id}"),
     ("PATCH", "/scim/v2/{tenant}/Groups/{id}"),
     ("DELETE", "/scim/v2/{tenant}/Groups/{id}"),
-    ("PUT", "/v1/tenants/{tenant}/policy"),
-    ("POST", "/v1/policy/validate"),
-    ("POST", "/v1/policy/test"),
-    ("POST", "/v1/policy/diff"),
 ];
 
 /// The issuer URL when none is configured.
@@ -249,8 +249,8 @@ pub fn router(state: AppState) -> Router {
         .merge(uflow::routes())
         .merge(subjects::routes())
         .merge(oauth::routes())
-        .merge(scim::routes())
         .merge(policy::routes())
+        .merge(scim::routes())
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -407,11 +407,6 @@ impl Holdfast {
         Holdfast { limits, ..Holdfast::in_memory() }
     }
 
-    /// A memory-only instance whose tenants evaluate under `limits`.
-    pub fn in_memory_with_limits(limits: Limits) -> Self {
-        Holdfast { limits, ..Holdfast::in_memory() }
-    }
-
     /// Opens the store in `dir` and rebuilds every tenant's indexes from it.
     pub fn open(dir: &Path, durability: Durability) -> Result<Self, ServiceError> {
         let store = Store::open(dir, durability)?;
