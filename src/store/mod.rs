@@ -833,27 +833,4 @@ mod tests {
         assert_eq!(s.tenants().unwrap().len(), n_tenants);
         eprintln!("scan_all of {} records took {took:?}", all.len());
     }
-
-    /// Timing check for start-up index rebuilds; run with
-    /// `cargo test --release -- --ignored scan_all_1m`.
-    #[test]
-    #[ignore]
-    fn scan_all_1m_records() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = Store::open(dir.path(), Durability::Buffered).unwrap();
-            for c in 0..100 {
-                let ops: Vec<Op> =
-                    (0..10_000).map(|i| put(&format!("rel:doc:{c}:{i:05}#viewer@user:{i}"), &[7u8; 24])).collect();
-                s.commit(&format!("tenant{}", c % 10), "x", 0, &ops).unwrap();
-            }
-            s.flush().unwrap();
-        }
-        let s = Store::open(dir.path(), Durability::Sync).unwrap();
-        let start = Instant::now();
-        let all = s.scan_all().unwrap();
-        let took = start.elapsed();
-        assert_eq!(all.len(), 1_000_000);
-        eprintln!("scan_all of {} records took {took:?}", all.len());
-    }
 }
