@@ -185,7 +185,8 @@ impl Server {
         let start = Instant::now();
         loop {
             let log = self.log_text();
-            if let Some(rest) = log.split("listening on http://").nth(1) {
+            // Only a whole line counts: a half-written address would parse to the wrong port.
+            if let Some(rest) = log.split("listening on http://").nth(1).filter(|r| r.contains(")\n")) {
                 let addr: SocketAddr =
                     rest.split_whitespace().next().unwrap_or("").parse().map_err(|e| format!("{e}"))?;
                 self.addr = Some(addr);
