@@ -485,7 +485,14 @@ impl FactBase {
             return false;
         };
         let changed = if present {
-            if self.parents[m.idx()].contains(&g) {
+            // Scan the shorter side: a subject in 100k groups, or a group
+            // with 100k members, must not make each add linear.
+            let exists = if self.parents[m.idx()].len() <= self.children[g.idx()].len() {
+                self.parents[m.idx()].contains(&g)
+            } else {
+                self.children[g.idx()].contains(&m)
+            };
+            if exists {
                 false
             } else {
                 self.parents[m.idx()].push(g);
