@@ -279,7 +279,10 @@ impl Store {
         let scan_prefix = record_key(tenant, prefix);
         let skip = tenant.len() + 1;
         let mut out = Vec::new();
-        for guard in self.records.prefix(&scan_prefix) {
+        // A snapshot, so a concurrent commit is seen whole or not at all
+        // (a plain keyspace iterator can observe a batch being applied).
+        let snapshot = self.db.snapshot();
+        for guard in snapshot.prefix(&self.records, &scan_prefix) {
             let (k, v) = guard.into_inner()?;
             let key = k.get(skip..).ok_or_else(|| corrupt(&k, "key shorter than its tenant prefix"))?;
             out.push((utf8(key, &k)?, v.to_vec()));
