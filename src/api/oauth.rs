@@ -482,6 +482,21 @@ fn inactive() -> Response {
 
 /// The parameters of a form-encoded body; a repeated parameter is an error.
 #[allow(clippy::result_large_err)]
+/// The common start of introspection and revocation: the calling
+/// application's credentials, the form body, and a non-empty `token` in it.
+fn token_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Arc<Tenant>, String, BTreeMap<String, String>), Response> {
+    let (tenant, caller_app) = client_auth(state, headers)?;
+    let form = parse_form(body)?;
+    if form.get("token").is_none_or(|t| t.is_empty()) {
+        return Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "`token` is required"));
+    }
+    Ok((tenant, caller_app, form))
+}
+
 fn parse_form(body: &[u8]) -> Result<BTreeMap<String, String>, Response> {
     let bad = |m: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", m);
     let text = std::str::from_utf8(body).map_err(|_| bad("the body is not UTF-8"))?;
@@ -503,17 +518,11 @@ fn parse_form(body: &[u8]) -> Result<BTreeMap<String, String>, Response> {
 /// re-intersected with what the subject holds, in the context `client_ip` +
 /// the server clock + the MFA state recorded at minting.
 async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (tenant, caller_app) = match client_auth(&state, &headers) {
-        Ok(c) => c,
+    let (tenant, caller_app, form) = match token_request(&state, &headers, &body) {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    let form = match parse_form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let Some(token) = form.get("token").filter(|t| !t.is_empty()) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "`token` is required");
-    };
+    let token = form.get("token").map(String::as_str).unwrap_or_default();
     let ip: Option<IpAddr> = match form.get("client_ip").filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => match s.trim().parse() {
@@ -562,17 +571,11 @@ async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Byt
 /// RFC 7009: revokes a token issued for the calling application. Answers
 /// 200 whatever the token (unknown, expired, another application's).
 async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (tenant, caller_app) = match client_auth(&state, &headers) {
-        Ok(c) => c,
+    let (tenant, caller_app, form) = match token_request(&state, &headers, &body) {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    let form = match parse_form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let Some(token) = form.get("token").filter(|t| !t.is_empty()) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "`token` is required");
-    };
+    let token = form.get("token").map(String::as_str).unwrap_or_default();
     let digest = {
         let st = tenant.read();
         st.tokens.token(token).filter(|(_, r)| r.application == caller_app).map(|(d, _)| d.to_string())
