@@ -33,6 +33,11 @@ pub use cache::ViewScope;
 pub struct Limits {
     /// Groups one subject may reach through nesting.
     pub max_groups: usize,
+    /// Nesting levels between a subject and the furthest group it reaches
+    /// (shortest path). Datalog evaluation of a chain costs about depth ×
+    /// facts, so this bounds the time of one evaluation: 1,000 levels cost
+    /// ~10 ms; real directories nest a handful (SpiceDB's default is 50).
+    pub max_depth: usize,
     /// Bindings one evaluation may consider.
     pub max_bindings: usize,
     /// Subject views kept in the cache.
@@ -41,7 +46,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_groups: 250_000, max_bindings: 250_000, cache_capacity: 1 << 20 }
+        Limits { max_groups: 250_000, max_depth: 1_000, max_bindings: 250_000, cache_capacity: 1 << 20 }
     }
 }
 
@@ -724,6 +729,10 @@ impl FactBase {
         })
     }
 
+    fn limit(&self, s: NodeId, what: &'static str, limit: usize) -> EngineError {
+        EngineError::LimitExceeded { subject: self.node_name(s).to_string(), what, limit }
+    }
+
     /// The facts that concern `s`: its upward membership closure, the
     /// bindings on it and on those groups, the roles and applications they
     /// name (every application when a tenant-wide binding is among them).
@@ -731,21 +740,30 @@ impl FactBase {
         let mut f = Facts::default();
         let mut seen: FxHashSet<NodeId> = FxHashSet::default();
         seen.insert(s);
-        let mut stack = vec![s];
-        while let Some(n) = stack.pop() {
-            for &p in self.parents(n) {
-                f.edges.push((p, n));
-                if seen.insert(p) {
-                    if seen.len() > self.limits.max_groups {
-                        return Err(EngineError::LimitExceeded {
-                            subject: self.node_name(s).to_string(),
-                            what: "reachable groups",
-                            limit: self.limits.max_groups,
-                        });
+        // Breadth first, a level at a time, so the depth is the shortest path.
+        let mut level = vec![s];
+        let mut next = Vec::new();
+        let mut depth = 0;
+        while !level.is_empty() {
+            for &n in &level {
+                for &p in self.parents(n) {
+                    f.edges.push((p, n));
+                    if seen.insert(p) {
+                        if seen.len() > self.limits.max_groups {
+                            return Err(self.limit(s, "reachable groups", self.limits.max_groups));
+                        }
+                        next.push(p);
                     }
-                    stack.push(p);
                 }
             }
+            if !next.is_empty() {
+                depth += 1;
+                if depth > self.limits.max_depth {
+                    return Err(self.limit(s, "levels of group nesting", self.limits.max_depth));
+                }
+            }
+            std::mem::swap(&mut level, &mut next);
+            next.clear();
         }
         let mut roles: SmallVec<[RoleId; 16]> = SmallVec::new();
         let mut apps: SmallVec<[AppId; 16]> = SmallVec::new();
@@ -768,11 +786,7 @@ impl FactBase {
             }
         }
         if f.bindings.len() > self.limits.max_bindings {
-            return Err(EngineError::LimitExceeded {
-                subject: self.node_name(s).to_string(),
-                what: "bindings",
-                limit: self.limits.max_bindings,
-            });
+            return Err(self.limit(s, "bindings", self.limits.max_bindings));
         }
         if tenant_wide {
             match scope {
@@ -808,14 +822,13 @@ impl FactBase {
 
     /// Shapes derived facts into a [`SubjectView`] with membership paths.
     pub fn build_view(&self, s: NodeId, d: Derived) -> SubjectView {
-        let paths = self.paths_from(s, &d.reach);
+        let prev = self.shortest_path_tree(s, &d.reach);
         let mut holds: Vec<Hold> = d
             .holds
             .iter()
             .map(|h| {
                 let (role, resource, binding, origin, bound) = *h;
-                let path =
-                    if bound == s { vec![s] } else { paths.get(&bound).cloned().unwrap_or_else(|| vec![s, bound]) };
+                let path = if bound == s { vec![s] } else { path_to(&prev, s, bound) };
                 Hold { binding, role, resource, origin, bound, path }
             })
             .collect();
@@ -835,8 +848,11 @@ impl FactBase {
     }
 
     /// Shortest paths from `s` to every group it reaches, over the derived
-    /// `Reach` edges, ties broken by node id so the answer is deterministic.
-    fn paths_from(&self, s: NodeId, reach: &[(NodeId, NodeId)]) -> FxHashMap<NodeId, Vec<NodeId>> {
+    /// `Reach` edges, as a predecessor map (ties broken by node id so the
+    /// answer is deterministic). Only the paths of held bindings are
+    /// materialised ([`path_to`]): a subject below a long chain may reach
+    /// 100,000 groups, and every path would be quadratic.
+    fn shortest_path_tree(&self, s: NodeId, reach: &[(NodeId, NodeId)]) -> FxHashMap<NodeId, NodeId> {
         let mut fwd: FxHashMap<NodeId, Vec<NodeId>> = FxHashMap::default();
         for &(via, g) in reach {
             fwd.entry(via).or_default().push(g);
@@ -857,18 +873,7 @@ impl FactBase {
                 }
             }
         }
-        let mut out = FxHashMap::default();
-        for &g in prev.keys() {
-            let mut path = vec![g];
-            let mut cur = g;
-            while let Some(&p) = prev.get(&cur) {
-                path.push(p);
-                cur = p;
-            }
-            path.reverse();
-            out.insert(g, path);
-        }
-        out
+        prev
     }
 
     /// Users and service accounts that may hold something on `app` (bound
@@ -907,6 +912,22 @@ fn set_member(v: &mut Vec<ScopeId>, x: ScopeId, present: bool) -> bool {
             true
         }
     }
+}
+
+/// The path `s`, ..., `g` in a predecessor map from [`FactBase::shortest_path_tree`]
+/// (`[s, g]` if `g` is not in it).
+fn path_to(prev: &FxHashMap<NodeId, NodeId>, s: NodeId, g: NodeId) -> Vec<NodeId> {
+    if !prev.contains_key(&g) {
+        return vec![s, g];
+    }
+    let mut path = vec![g];
+    let mut cur = g;
+    while let Some(&p) = prev.get(&cur) {
+        path.push(p);
+        cur = p;
+    }
+    path.reverse();
+    path
 }
 
 #[cfg(test)]

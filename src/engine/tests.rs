@@ -56,7 +56,8 @@ fn cycles_terminate_and_paths_are_shortest() {
 #[test]
 fn deep_nesting_evaluates() {
     let mut fb = base();
-    let depth = 2_000;
+    // user -> group(depth) -> ... -> group(0): depth + 1 levels, the limit.
+    let depth = Limits::default().max_depth - 1;
     for i in 0..depth {
         fb.set_member(&group(i), &group(i + 1), true);
     }
@@ -82,6 +83,31 @@ fn limits_answer_a_typed_error() {
         }
         other => panic!("expected a limit error, got {other:?}"),
     }
+}
+
+#[test]
+fn nesting_deeper_than_the_limit_is_a_typed_error() {
+    let mut fb = FactBase::new(Limits { max_depth: 5, ..Limits::default() });
+    fb.define_app("app", &["read"]);
+    // user -> g5 -> g4 -> ... -> g0: six levels.
+    for i in 0..5 {
+        fb.set_member(&group(i), &group(i + 1), true);
+    }
+    fb.set_member(&group(5), &user("deep"), true);
+    fb.set_member(&group(4), &user("shallow"), true);
+    let deep = fb.node_id(&user("deep")).unwrap();
+    match fb.view(deep) {
+        Err(EngineError::LimitExceeded { what, limit, .. }) => {
+            assert_eq!((what, limit), ("levels of group nesting", 5))
+        }
+        other => panic!("expected a depth error, got {other:?}"),
+    }
+    // Five levels are within the limit.
+    let shallow = fb.node_id(&user("shallow")).unwrap();
+    assert!(fb.view(shallow).is_ok());
+    // Depth is the shortest path: a shortcut brings `deep` within bounds.
+    fb.set_member(&group(0), &user("deep"), true);
+    assert!(fb.view(deep).is_ok());
 }
 
 #[test]

@@ -269,31 +269,49 @@ async fn path_traversal_in_ids_is_refused() {
     assert_eq!(b["tuples"].as_array().unwrap().len(), 2, "{b}");
 }
 
+/// A chain of `len` groups under `user:{who}`, the last bound to `app`.
+fn chain(who: &str, len: usize) -> Vec<String> {
+    let mut writes = vec![format!("group:{who}0#member@user:{who}")];
+    writes.extend((1..len).map(|i| format!("group:{who}{i}#member@group:{who}{}", i - 1)));
+    writes.push(format!("application:app#viewer@group:{who}{}", len - 1));
+    writes
+}
+
 #[tokio::test]
-async fn group_nesting_ten_thousand_deep_answers_within_a_bound() {
+async fn group_nesting_ten_thousand_deep_is_a_422_and_the_limit_depth_answers() {
     let dir = tempfile::tempdir().unwrap();
     let s = state(dir.path());
     define_app(&s, "t").await;
-    let mut writes = vec!["group:d0#member@user:deep".to_string()];
-    writes.extend((1..DEEP).map(|i| format!("group:d{i}#member@group:d{}", i - 1)));
-    writes.push(format!("application:app#viewer@group:d{}", DEEP - 1));
+    let max = Limits::default().max_depth;
+    let mut writes = chain("deep", DEEP);
+    writes.extend(chain("limit", max));
     let (st, b) = write(&s, "t", writes).await;
     assert_eq!(st, 200, "{b}");
+    // Deeper than the evaluation limit: a typed 422 naming subject and limit.
     let (st, b, took) = check(&s, "t", "user:deep").await;
-    assert_eq!((st, b["decision"].as_str()), (200, Some("allow")), "{b}");
+    assert_eq!((st, code(&b)), (422, "limit_exceeded"), "{b}");
+    assert_eq!(
+        b["error"]["message"],
+        format!("evaluation of `user:deep` exceeds the limit of {max} levels of group nesting")
+    );
     assert!(took < BOUND, "{took:?}");
+    let (st, _, b) = call(&s, "GET", "/v1/tenants/t/subjects/user:deep/effective-access", Some(ADMIN), None).await;
+    assert_eq!((st, code(&b)), (422, "limit_exceeded"), "{b}");
+    // Exactly at the limit: a correct answer, with the whole path.
+    let start = Instant::now();
+    let (st, b, _) = check(&s, "t", "user:limit").await;
+    assert_eq!((st, b["decision"].as_str()), (200, Some("allow")), "{b}");
     let (st, b, _) = check(&s, "t", "user:nobody").await;
     assert_eq!((st, b["decision"].as_str()), (200, Some("deny")), "{b}");
-    let start = Instant::now();
-    let (st, _, b) = call(&s, "GET", "/v1/tenants/t/subjects/user:deep/effective-access", Some(ADMIN), None).await;
+    let (st, _, b) = call(&s, "GET", "/v1/tenants/t/subjects/user:limit/effective-access", Some(ADMIN), None).await;
     assert_eq!(st, 200, "{b}");
-    assert!(b.to_string().contains(&format!("d{}", DEEP - 1)), "{}", &b.to_string()[..200.min(b.to_string().len())]);
+    assert!(b.to_string().contains(&format!("limit{}", max - 1)), "{}", &b.to_string()[..200.min(b.to_string().len())]);
     let (st, _, _) = call(
         &s,
         "POST",
         "/v1/tenants/t/check",
         Some(ADMIN),
-        Some(json!({"subject": "user:deep", "application": "app", "scope": "read", "explain": true})),
+        Some(json!({"subject": "user:limit", "application": "app", "scope": "read", "explain": true})),
     )
     .await;
     assert_eq!(st, 200);
