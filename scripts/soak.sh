@@ -4,7 +4,7 @@
 # throughout. Not part of CI.
 #
 #   scripts/soak.sh [--minutes 10] [--users 100000] [--connections 8]
-#                   [--write-ratio 0.05] [--load 0.8] [--calibrate 20]
+#                   [--write-ratio 0.05] [--load 0.8] [--calibrate 20] [--id-pool 5000]
 #
 # 1. builds `holdfast` and tools/loadgen (std only) in release mode;
 # 2. `holdfast bench gen` writes policy.yaml + queries.jsonl (checks with the
@@ -14,7 +14,7 @@
 #    errors, wrong decisions and the server's RSS at start and end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-minutes=10 users=100000 connections=8 write_ratio=0.05 load=0.8 calibrate=20
+minutes=10 users=100000 connections=8 write_ratio=0.05 load=0.8 calibrate=20 id_pool=5000
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes="$2"; shift 2 ;;
@@ -23,6 +23,7 @@ while [ $# -gt 0 ]; do
     --write-ratio) write_ratio="$2"; shift 2 ;;
     --load) load="$2"; shift 2 ;;
     --calibrate) calibrate="$2"; shift 2 ;;
+    --id-pool) id_pool="$2"; shift 2 ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -52,7 +53,7 @@ rss() { awk '/VmRSS/{print $2}' "/proc/$pid/status"; }
 echo "server pid $pid on $addr; RSS after load: $(rss) kB"
 
 run() { "$lg" --addr "$addr" --key "$key" --tenant bench --queries "$work/gen/queries.jsonl" \
-  --connections "$connections" --write-ratio "$write_ratio" "$@"; }
+  --connections "$connections" --write-ratio "$write_ratio" --id-pool "$id_pool" "$@"; }
 
 echo "== calibrating: as fast as it goes for ${calibrate}s"
 max=$(run --rate 0 --duration "$calibrate" --report-every 5 | tee /dev/stderr | sed -n 's/^RESULT rps=\([0-9]*\).*/\1/p')

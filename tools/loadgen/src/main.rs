@@ -5,11 +5,16 @@
 //! Checks come from a `queries.jsonl` written by `holdfast bench gen`; each
 //! answer is compared with the decision the file expects. Writes add a
 //! membership (`group:soak-cN#member@user:soak-N-I`) or delete one the same
-//! connection added, so the data set stays bounded during a long soak.
+//! connection added, so the data set stays bounded during a long soak. `I`
+//! cycles through `--id-pool` ids a connection (default 5,000), so the set of
+//! ids ever named stays bounded too; `--id-pool 0` names a new user every
+//! time (directory churn: the engine keeps the name of every id it has seen
+//! until restart).
 //!
 //! ```text
 //! holdfast-loadgen --addr 127.0.0.1:8080 --key KEY --tenant bench --queries queries.jsonl
 //!     [--connections 8] [--duration 60] [--rate 0] [--write-ratio 0.05] [--report-every 10]
+//!     [--id-pool 5000]
 //! ```
 //! The last line is machine-readable: `RESULT key=value ...`.
 
@@ -29,6 +34,7 @@ struct Args {
     rate: f64,
     write_ratio: f64,
     report_every: u64,
+    id_pool: u64,
 }
 
 fn args() -> Result<Args, String> {
@@ -42,6 +48,7 @@ fn args() -> Result<Args, String> {
         rate: 0.0,
         write_ratio: 0.05,
         report_every: 10,
+        id_pool: 5_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -56,6 +63,7 @@ fn args() -> Result<Args, String> {
             "--rate" => a.rate = val()?.parse().map_err(|e| format!("--rate: {e}"))?,
             "--write-ratio" => a.write_ratio = val()?.parse().map_err(|e| format!("--write-ratio: {e}"))?,
             "--report-every" => a.report_every = val()?.parse().map_err(|e| format!("--report-every: {e}"))?,
+            "--id-pool" => a.id_pool = val()?.parse().map_err(|e| format!("--id-pool: {e}"))?,
             "-h" | "--help" => {
                 println!("see the module docs in tools/loadgen/src/main.rs");
                 std::process::exit(0);
@@ -218,8 +226,14 @@ fn worker(a: Arc<Args>, qs: Arc<Vec<(String, String)>>, id: usize, shared: Arc<S
                 let t = added.swap_remove((rng.next() % added.len() as u64) as usize);
                 format!("{{\"deletes\":[\"{t}\"]}}")
             } else {
-                n += 1;
-                let t = format!("group:soak-c{id}#member@user:soak-{id}-{n}");
+                let t = loop {
+                    n += 1;
+                    let i = if a.id_pool > 0 { n % a.id_pool } else { n };
+                    let t = format!("group:soak-c{id}#member@user:soak-{id}-{i}");
+                    if !added.contains(&t) {
+                        break t;
+                    }
+                };
                 added.push(t.clone());
                 format!("{{\"writes\":[\"{t}\"]}}")
             };
