@@ -87,12 +87,44 @@ pub struct SubjectView {
     pub holds: Vec<Hold>,
     /// `(app, scope)` → (index into `holds`, usable) for every `Entitled`
     /// fact; `usable` is whether the matching `Granted` fact was derived.
-    pub entitled: FxHashMap<(AppId, ScopeId), SmallVec<[(u32, bool); 2]>>,
+    pub entitled: FxHashMap<(AppId, ScopeId), Entitlement>,
+}
+
+/// The `Entitled` facts of one (application, scope) for a subject.
+#[derive(Debug, Clone, Default)]
+pub struct Entitlement {
+    /// (index into [`SubjectView::holds`], usable: `Granted` was derived).
+    pub paths: SmallVec<[(u32, bool); 2]>,
+    /// Some usable path's binding carries no condition at all (no MFA, IP
+    /// range or validity window), so every request context satisfies it: a
+    /// check answers allow without evaluating conditions. A binding's
+    /// conditions changing invalidates the views below it, so this never
+    /// outlives the conditions it was read from.
+    pub open: bool,
+}
+
+impl std::ops::Deref for Entitlement {
+    type Target = [(u32, bool)];
+    fn deref(&self) -> &[(u32, bool)] {
+        &self.paths
+    }
+}
+
+impl<'a> IntoIterator for &'a Entitlement {
+    type Item = &'a (u32, bool);
+    type IntoIter = std::slice::Iter<'a, (u32, bool)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.paths.iter()
+    }
 }
 
 impl SubjectView {
     pub fn entries(&self, app: AppId, scope: ScopeId) -> &[(u32, bool)] {
-        self.entitled.get(&(app, scope)).map(|v| v.as_slice()).unwrap_or(&[])
+        self.entitled.get(&(app, scope)).map(|v| v.paths.as_slice()).unwrap_or(&[])
+    }
+
+    pub fn entitlement(&self, app: AppId, scope: ScopeId) -> Option<&Entitlement> {
+        self.entitled.get(&(app, scope))
     }
 }
 
@@ -542,7 +574,11 @@ impl FactBase {
         };
         if let Some(&b) = self.binding_index.get(&(s, r, a)) {
             if let Some(rec) = self.bindings[b.idx()].as_mut() {
-                rec.conditions = conditions;
+                if rec.conditions != conditions {
+                    rec.conditions = conditions;
+                    // Views record whether a path is unconditional.
+                    self.invalidate_below(s);
+                }
             }
             return Some(b);
         }
@@ -835,14 +871,17 @@ impl FactBase {
         // Deterministic for a given state; rendering sorts by text.
         holds.sort_by_key(|h| h.binding);
         let index: FxHashMap<BindingId, u32> = holds.iter().enumerate().map(|(i, h)| (h.binding, i as u32)).collect();
-        let mut entitled: FxHashMap<(AppId, ScopeId), SmallVec<[(u32, bool); 2]>> = FxHashMap::default();
+        let mut entitled: FxHashMap<(AppId, ScopeId), Entitlement> = FxHashMap::default();
         for &(a, x, b) in &d.entitled {
             if let Some(&i) = index.get(&b) {
-                entitled.entry((a, x)).or_default().push((i, d.granted.contains(&(a, x, b))));
+                let usable = d.granted.contains(&(a, x, b));
+                let e = entitled.entry((a, x)).or_default();
+                e.paths.push((i, usable));
+                e.open |= usable && self.binding(b).is_some_and(|rec| rec.conditions.is_empty());
             }
         }
         for v in entitled.values_mut() {
-            v.sort();
+            v.paths.sort();
         }
         SubjectView { holds, entitled }
     }

@@ -134,3 +134,29 @@ fn writes_invalidate_exactly_the_subjects_below() {
     let v = fb.app_view(alice, app).unwrap();
     assert!(!v.entitled.is_empty(), "still entitled, just not usable");
 }
+
+#[test]
+fn unconditional_paths_are_open_and_a_conditions_change_invalidates() {
+    let mut fb = base();
+    let app_ref = ObjectRef::new(ObjectType::Application, "app");
+    fb.set_member(&group(0), &user("alice"), true);
+    fb.put_binding(&app_ref, "reader", &group(0), Conditions::default());
+    let (alice, app) = (fb.node_id(&user("alice")).unwrap(), fb.app_id("app").unwrap());
+    let read = fb.scope_id("read").unwrap();
+    assert!(fb.app_view(alice, app).unwrap().entitlement(app, read).unwrap().open);
+    // The same binding now requires MFA: the cached view must not stay open.
+    let mfa =
+        Conditions { mfa: Some(crate::model::MfaCondition { required: true, max_age: None }), ..Conditions::default() };
+    fb.put_binding(&app_ref, "reader", &group(0), mfa.clone());
+    assert_eq!(fb.cached_views(), 0, "the conditions change dropped alice's view");
+    let v = fb.app_view(alice, app).unwrap();
+    let e = v.entitlement(app, read).unwrap();
+    assert!(!e.open && e.paths.as_slice() == [(0, true)], "{e:?}");
+    // Rewriting the same conditions keeps the cache.
+    fb.put_binding(&app_ref, "reader", &group(0), mfa);
+    assert_eq!(fb.cached_views(), 1);
+    // A suspended subject's entitlement is not usable, so not open.
+    fb.put_binding(&app_ref, "reader", &group(0), Conditions::default());
+    fb.set_suspended(&user("alice"), true);
+    assert!(!fb.app_view(alice, app).unwrap().entitlement(app, read).unwrap().open);
+}

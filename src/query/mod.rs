@@ -191,13 +191,17 @@ pub fn check_ids(
     ctx: &Context,
 ) -> Result<CheckOutcome, QueryError> {
     let view = fb.app_view(s, app)?;
-    let entries = scope.map(|x| view.entries(app, x)).unwrap_or(&[]);
-    if entries.is_empty() {
-        return Ok(CheckOutcome::deny(no_grant_reason(fb, &view, app, scope)));
-    }
+    let entries = match scope.and_then(|x| view.entitlement(app, x)) {
+        // A usable path with no conditions: allowed in any context.
+        Some(e) if e.open => {
+            return Ok(CheckOutcome { decision: Decision::Allow, reason: "granted", step_up: None, binding: None });
+        }
+        Some(e) if !e.is_empty() => e,
+        _ => return Ok(CheckOutcome::deny(no_grant_reason(fb, &view, app, scope))),
+    };
     // Fast path: the first usable, satisfied binding decides.
     let mut paths = Vec::new();
-    for &(i, usable) in entries {
+    for &(i, usable) in entries.iter() {
         if !usable {
             continue;
         }
