@@ -139,6 +139,7 @@ pub fn run(a: &ServeArgs) -> Result<ExitCode, String> {
         let p = policy::load(path).map_err(|e| e.to_string())?;
         load_if_empty(&hf, &p, "policy-file")?;
     }
+    super::release_free_memory();
     let keys = keys(a)?;
     let issuer: &'static str = Box::leak(a.issuer.trim_end_matches('/').to_string().into_boxed_str());
     let state = AppState::with_config(Arc::new(hf), keys, api::ApiConfig { issuer, ..Default::default() });
