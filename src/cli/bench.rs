@@ -194,6 +194,7 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, String> {
     let hf = Holdfast::in_memory();
     hf.write("bench", workload::generate(&shape), &[], "bench", 0).map_err(|e| e.to_string())?;
     let tenant = hf.tenant("bench").ok_or("tenant missing")?;
+    super::release_free_memory();
 
     let mut cold = Row { name: "check, nothing cached (first ask per subject)", samples: vec![] };
     let mut warm = Row { name: "check, warm", samples: vec![] };
