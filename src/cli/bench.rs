@@ -217,10 +217,17 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, String> {
                 allows += 1;
             }
         }
+        // As a server sees it: the request's strings were just parsed, so
+        // they are in cache; the tenant's data is not.
+        let (mut bs, mut ba, mut bx) = (String::new(), String::new(), String::new());
         for _ in 0..3 {
             for (s, app, scope) in &queries {
+                for (buf, v) in [(&mut bs, s), (&mut ba, app), (&mut bx, scope)] {
+                    buf.clear();
+                    buf.push_str(v);
+                }
                 let t = Instant::now();
-                let _ = query::check(fb, s, app, scope, &now).map_err(|e| e.to_string())?;
+                let _ = query::check(fb, &bs, &ba, &bx, &now).map_err(|e| e.to_string())?;
                 warm.samples.push(t.elapsed());
             }
         }

@@ -172,6 +172,19 @@ pub fn check(
     scope: &str,
     ctx: &Context,
 ) -> Result<CheckOutcome, QueryError> {
+    // Hot path: an interned name is canonical. Whether the node is still
+    // known only matters for a denial's reason (an unknown node holds
+    // nothing), so it is looked at after the answer, not before.
+    if let Some(s) = fb.node_by_name(subject) {
+        let Some(app) = fb.app_id(application) else {
+            return Ok(CheckOutcome::deny(if fb.node_known(s) { "unknown_application" } else { "unknown_subject" }));
+        };
+        let out = check_ids(fb, s, app, fb.scope_id(scope), scope, ctx)?;
+        if out.decision != Decision::Allow && !fb.node_known(s) {
+            return Ok(CheckOutcome::deny("unknown_subject"));
+        }
+        return Ok(out);
+    }
     let Some(s) = resolve_subject(fb, subject)? else {
         return Ok(CheckOutcome::deny("unknown_subject"));
     };
