@@ -32,8 +32,14 @@ fn main() {
     let opened = t.elapsed();
     let tenant = hf.tenant("bench").expect("tenant");
     let (s, app, scope) = workload::random_check(&shape, &mut SmallRng::seed_from_u64(1));
-    let d = query::check(&tenant.read().facts, &s, &app, &scope, &Context::at(Timestamp(1_800_000_000))).expect("check");
+    let d =
+        query::check(&tenant.read().facts, &s, &app, &scope, &Context::at(Timestamp(1_800_000_000))).expect("check");
     let first = t.elapsed();
     let tuples = tenant.read().facts.tuple_count();
-    println!("{tuples} tuples: open {:.3} s, first check ({:?}) at {:.3} s", opened.as_secs_f64(), d.decision, first.as_secs_f64());
+    println!(
+        "{tuples} tuples: open {:.3} s, first check ({:?}) at {:.3} s",
+        opened.as_secs_f64(),
+        d.decision,
+        first.as_secs_f64()
+    );
 }
