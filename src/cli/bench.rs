@@ -97,6 +97,11 @@ struct GenArgs {
     /// The folder to write to (created if missing).
     #[arg(long, default_value = "bench-data")]
     out: std::path::PathBuf,
+    /// Also write the tenant into a new store in this folder, for
+    /// `holdfast check --data DIR --batch` (policy files are capped at
+    /// 16 MiB, so from ~200k users on this is the way to load it).
+    #[arg(long)]
+    data: Option<std::path::PathBuf>,
 }
 
 /// Checks with a mix of allow and deny: half ask for something the user's
@@ -135,8 +140,21 @@ fn gen(g: &GenArgs) -> Result<ExitCode, String> {
     let policy = g.out.join("policy.yaml");
     std::fs::write(&policy, workload::to_policy_yaml(&changes, "bench"))
         .map_err(|e| format!("{}: {e}", policy.display()))?;
-    let hf = Holdfast::in_memory();
-    hf.write("bench", changes, &[], "bench", 0).map_err(|e| e.to_string())?;
+    let hf = match &g.data {
+        Some(dir) => {
+            if dir.exists() {
+                return Err(format!("{}: already exists (give a new folder)", dir.display()));
+            }
+            holdfast::service::Holdfast::open(dir, holdfast::store::Durability::Sync).map_err(|e| e.to_string())?
+        }
+        None => Holdfast::in_memory(),
+    };
+    for chunk in changes.chunks(50_000) {
+        hf.write("bench", chunk.to_vec(), &[], "bench", 0).map_err(|e| e.to_string())?;
+    }
+    if g.data.is_some() {
+        hf.flush().map_err(|e| e.to_string())?;
+    }
     let tenant = hf.tenant("bench").ok_or("tenant missing")?;
     let st = tenant.read();
     let now = Timestamp(1_800_000_000);
@@ -160,6 +178,9 @@ fn gen(g: &GenArgs) -> Result<ExitCode, String> {
         qs.len(),
         allow * 100 / qs.len().max(1)
     );
+    if let Some(dir) = &g.data {
+        println!("wrote tenant `bench` into the store {} (`holdfast check --data {0} --batch ...`)", dir.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
