@@ -464,7 +464,12 @@ fn client_auth(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Tenant>, St
     let tenant = state.holdfast().client_tenant(&id);
     let app = tenant.as_ref().and_then(|t| {
         let st = t.read();
-        st.tokens.client(&id).filter(|c| c.verify(&secret)).map(|c| c.application.clone())
+        // A deleted application's credentials no longer authenticate (and
+        // authenticate again only if an application of that id is defined).
+        st.tokens
+            .client(&id)
+            .filter(|c| c.verify(&secret) && st.facts.app_id(&c.application).is_some())
+            .map(|c| c.application.clone())
     });
     match (tenant, app) {
         (Some(t), Some(app)) => Ok((t, app)),

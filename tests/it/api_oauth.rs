@@ -486,6 +486,23 @@ async fn introspection_authenticates_and_checks_the_audience() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_applications_credentials_stop_authenticating() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(acme_state(dir.path())).await;
+    let mut c = Client::connect(server.addr).await;
+    let (id, secret) = credentials(&mut c, "audit-mcp").await;
+    let auth = basic(&id, &secret);
+    assert_eq!(introspect(&mut c, &auth, "hf_at_nope", None).await.text(), r#"{"active":false}"#);
+    let r = c
+        .send("DELETE", &format!("{T}/applications/audit-mcp"), &[("authorization", &format!("Bearer {WRITER}"))], b"")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = introspect(&mut c, &auth, "hf_at_nope", None).await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (401, Some("invalid_client")), "{}", r.text());
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protected_resource_metadata_is_public() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(acme_state(dir.path())).await;
