@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
-use holdfast::model::{Context, ObjectRef, ObjectType, Timestamp, Tuple};
+use holdfast::model::{Context, ObjectRef, Timestamp, Tuple};
 use holdfast::query;
 use holdfast::service::{Change, Holdfast};
 use holdfast::workload::{self, Shape};
@@ -27,6 +27,10 @@ pub struct BenchArgs {
     /// Skip the store measurements (bulk import, restart).
     #[arg(long)]
     no_store: bool,
+    /// Repeat the in-process measurements on fresh instances; the table shows
+    /// the median of the runs' p50, p99 and throughput.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
 }
 
 fn rss_bytes() -> u64 {
@@ -62,18 +66,35 @@ struct Row {
 }
 
 impl Row {
-    fn print(&mut self) {
-        self.samples.sort();
-        let total: Duration = self.samples.iter().sum();
-        let per_s = if total.is_zero() { 0.0 } else { self.samples.len() as f64 / total.as_secs_f64() };
+    /// One line: the median over runs of each run's p50, p99, max and
+    /// throughput; `n` is the samples of all runs together.
+    fn print_median(runs: &mut [&mut Row]) {
+        let mut p50 = Vec::new();
+        let mut p99 = Vec::new();
+        let mut max = Vec::new();
+        let mut per_s = Vec::new();
+        let mut n = 0;
+        for r in runs.iter_mut() {
+            r.samples.sort();
+            n += r.samples.len();
+            let total: Duration = r.samples.iter().sum();
+            p50.push(pct(&r.samples, 0.5));
+            p99.push(pct(&r.samples, 0.99));
+            max.push(*r.samples.last().unwrap_or(&Duration::ZERO));
+            per_s.push(if total.is_zero() { 0 } else { (r.samples.len() as f64 / total.as_secs_f64()) as u64 });
+        }
+        fn median<T: Ord + Copy + Default>(mut v: Vec<T>) -> T {
+            v.sort();
+            v.get(v.len() / 2).copied().unwrap_or_default()
+        }
         println!(
-            "| {:<44} | {:>7} | {:>10} | {:>10} | {:>10} | {:>12.0} |",
-            self.name,
-            self.samples.len(),
-            fmt(pct(&self.samples, 0.5)),
-            fmt(pct(&self.samples, 0.99)),
-            fmt(*self.samples.last().unwrap_or(&Duration::ZERO)),
-            per_s
+            "| {:<44} | {:>7} | {:>10} | {:>10} | {:>10} | {:>12} |",
+            runs.first().map_or("", |r| r.name),
+            n,
+            fmt(median(p50)),
+            fmt(median(p99)),
+            fmt(median(max)),
+            median(per_s)
         );
     }
 }
@@ -130,6 +151,82 @@ fn make_queries(
         queries.push((s, app, scope));
     }
     Ok(queries)
+}
+
+/// One run's in-process rows.
+struct Measured {
+    rows: Vec<Row>,
+    allows: usize,
+    cached: usize,
+}
+
+/// One run on a fresh instance, so the first pass is cold: cold and warm
+/// checks, effective access, uncached whole-subject evaluations, writes.
+fn measure(shape: &Shape, queries: &[(String, String, String)], now: &Context, seed: u64) -> Result<Measured, String> {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0xbeef);
+    let hf = Holdfast::in_memory();
+    hf.write("bench", workload::generate(shape), &[], "bench", 0).map_err(|e| e.to_string())?;
+    let tenant = hf.tenant("bench").ok_or("tenant missing")?;
+    super::release_free_memory();
+
+    let mut cold = Row { name: "check, nothing cached (first ask per subject)", samples: vec![] };
+    let mut warm = Row { name: "check, warm", samples: vec![] };
+    let mut ea_row = Row { name: "effective access, warm (rendered entries)", samples: vec![] };
+    let mut ea_cold = Row { name: "subject evaluation, all apps, uncached", samples: vec![] };
+    let mut write_row = Row { name: "write (membership) + next check of subject", samples: vec![] };
+    let mut allows = 0usize;
+    {
+        let st = tenant.read();
+        let fb = &st.facts;
+        let mut seen = std::collections::HashSet::new();
+        for (s, app, scope) in queries {
+            let t = Instant::now();
+            let r = query::check(fb, s, app, scope, now).map_err(|e| e.to_string())?;
+            let d = t.elapsed();
+            if seen.insert(s.clone()) {
+                cold.samples.push(d);
+            }
+            if r.decision == query::Decision::Allow {
+                allows += 1;
+            }
+        }
+        // As a server sees it: the request's strings were just parsed, so
+        // they are in cache; the tenant's data is not.
+        let (mut bs, mut ba, mut bx) = (String::new(), String::new(), String::new());
+        for _ in 0..3 {
+            for (s, app, scope) in queries {
+                for (buf, v) in [(&mut bs, s), (&mut ba, app), (&mut bx, scope)] {
+                    buf.clear();
+                    buf.push_str(v);
+                }
+                let t = Instant::now();
+                let _ = query::check(fb, &bs, &ba, &bx, now).map_err(|e| e.to_string())?;
+                warm.samples.push(t.elapsed());
+            }
+        }
+        for (s, _, _) in queries.iter().take(5000) {
+            let _ = query::effective_access(fb, s, now.now, false).map_err(|e| e.to_string())?;
+            let t = Instant::now();
+            let _ = query::effective_access(fb, s, now.now, false).map_err(|e| e.to_string())?;
+            ea_row.samples.push(t.elapsed());
+            let n = fb.node_id(&ObjectRef::parse(s).map_err(|e| e.to_string())?).ok_or("no node")?;
+            let t = Instant::now();
+            let _ = fb.view_uncached(n).map_err(|e| e.to_string())?;
+            ea_cold.samples.push(t.elapsed());
+        }
+    }
+    for (i, (s, app, scope)) in queries.iter().take(2000).enumerate() {
+        let g = rng.random_range(0..shape.groups);
+        let t = Instant::now();
+        let tuple = Tuple::parse(&format!("group:g{g}#member@{s}")).map_err(|e| e.to_string())?;
+        let change = if i % 2 == 0 { Change::PutTuple(tuple, None) } else { Change::DeleteTuple(tuple) };
+        hf.write("bench", vec![change], &[], "bench", 0).map_err(|e| e.to_string())?;
+        let st = tenant.read();
+        let _ = query::check(&st.facts, s, app, scope, now).map_err(|e| e.to_string())?;
+        write_row.samples.push(t.elapsed());
+    }
+    let cached = tenant.read().facts.cached_views();
+    Ok(Measured { rows: vec![cold, warm, ea_cold, ea_row, write_row], allows, cached })
 }
 
 fn gen(g: &GenArgs) -> Result<ExitCode, String> {
@@ -203,79 +300,21 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, String> {
     let rss1 = rss_bytes();
     let tuples = tenant.read().facts.tuple_count();
 
-    let mut rng = SmallRng::seed_from_u64(a.seed ^ 0xbeef);
     let now = Context::at(Timestamp(1_800_000_000));
     let queries = {
         let st = tenant.read();
         make_queries(&shape, &st.facts, a.samples, a.seed, now.now)?
     };
-    // Fresh instance so the first pass is cold.
     drop(tenant);
     drop(hf);
-    let hf = Holdfast::in_memory();
-    hf.write("bench", workload::generate(&shape), &[], "bench", 0).map_err(|e| e.to_string())?;
-    let tenant = hf.tenant("bench").ok_or("tenant missing")?;
-    super::release_free_memory();
-
-    let mut cold = Row { name: "check, nothing cached (first ask per subject)", samples: vec![] };
-    let mut warm = Row { name: "check, warm", samples: vec![] };
-    let mut ea_row = Row { name: "effective access, warm (rendered entries)", samples: vec![] };
-    let mut ea_cold = Row { name: "subject evaluation, all apps, uncached", samples: vec![] };
-    let mut write_row = Row { name: "write (membership) + next check of subject", samples: vec![] };
-    let mut allows = 0usize;
-    {
-        let st = tenant.read();
-        let fb = &st.facts;
-        let mut seen = std::collections::HashSet::new();
-        for (s, app, scope) in &queries {
-            let t = Instant::now();
-            let r = query::check(fb, s, app, scope, &now).map_err(|e| e.to_string())?;
-            let d = t.elapsed();
-            if seen.insert(s.clone()) {
-                cold.samples.push(d);
-            }
-            if r.decision == query::Decision::Allow {
-                allows += 1;
-            }
-        }
-        // As a server sees it: the request's strings were just parsed, so
-        // they are in cache; the tenant's data is not.
-        let (mut bs, mut ba, mut bx) = (String::new(), String::new(), String::new());
-        for _ in 0..3 {
-            for (s, app, scope) in &queries {
-                for (buf, v) in [(&mut bs, s), (&mut ba, app), (&mut bx, scope)] {
-                    buf.clear();
-                    buf.push_str(v);
-                }
-                let t = Instant::now();
-                let _ = query::check(fb, &bs, &ba, &bx, &now).map_err(|e| e.to_string())?;
-                warm.samples.push(t.elapsed());
-            }
-        }
-        for (s, _, _) in queries.iter().take(5000) {
-            let _ = query::effective_access(fb, s, now.now, false).map_err(|e| e.to_string())?;
-            let t = Instant::now();
-            let _ = query::effective_access(fb, s, now.now, false).map_err(|e| e.to_string())?;
-            ea_row.samples.push(t.elapsed());
-            let n = fb.node_id(&ObjectRef::parse(s).map_err(|e| e.to_string())?).ok_or("no node")?;
-            let t = Instant::now();
-            let _ = fb.view_uncached(n).map_err(|e| e.to_string())?;
-            ea_cold.samples.push(t.elapsed());
-        }
+    let mut runs: Vec<Vec<Row>> = Vec::new();
+    let (mut allows, mut cached, mut rss2) = (0, 0, 0);
+    for run in 0..a.runs.max(1) {
+        let m = measure(&shape, &queries, &now, a.seed ^ run as u64)?;
+        (allows, cached) = (m.allows, m.cached);
+        rss2 = rss_bytes();
+        runs.push(m.rows);
     }
-    for (i, (s, app, scope)) in queries.iter().take(2000).enumerate() {
-        let g = rng.random_range(0..shape.groups);
-        let t = Instant::now();
-        let tuple = Tuple::parse(&format!("group:g{g}#member@{s}")).map_err(|e| e.to_string())?;
-        let change = if i % 2 == 0 { Change::PutTuple(tuple, None) } else { Change::DeleteTuple(tuple) };
-        hf.write("bench", vec![change], &[], "bench", 0).map_err(|e| e.to_string())?;
-        let st = tenant.read();
-        let _ = query::check(&st.facts, s, app, scope, &now).map_err(|e| e.to_string())?;
-        write_row.samples.push(t.elapsed());
-    }
-    let _ = ObjectType::User;
-    let cached = tenant.read().facts.cached_views();
-    let rss2 = rss_bytes();
 
     println!(
         "holdfast bench: {} users, {} groups, {} bindings, {} service accounts, {} apps, {} roles",
@@ -288,9 +327,10 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, String> {
         rss2.saturating_sub(rss0) as f64 / 1048576.0
     );
     println!(
-        "queries: {} ({}% allow), single thread, in memory (no store)",
+        "queries: {} ({}% allow), single thread, in memory (no store); median of {} runs on fresh instances",
         queries.len(),
-        allows * 100 / queries.len().max(1)
+        allows * 100 / queries.len().max(1),
+        runs.len()
     );
     println!();
     println!("| {:<44} | {:>7} | {:>10} | {:>10} | {:>10} | {:>12} |", "measure", "n", "p50", "p99", "max", "ops/s");
@@ -303,11 +343,13 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, String> {
         "-".repeat(12),
         "-".repeat(14)
     );
-    for row in [&mut cold, &mut warm, &mut ea_cold, &mut ea_row, &mut write_row] {
-        row.print();
+    for i in 0..runs[0].len() {
+        let mut per_run: Vec<&mut Row> = Vec::new();
+        for r in runs.iter_mut() {
+            per_run.push(&mut r[i]);
+        }
+        Row::print_median(&mut per_run);
     }
-    drop(tenant);
-    drop(hf);
     if !a.no_store {
         store_figures(&shape, tuples)?;
     }
