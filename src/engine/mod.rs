@@ -268,6 +268,17 @@ impl FactBase {
         self.declared.get(n.idx()).copied().unwrap_or(false)
     }
 
+    /// Every group node in id order (not sorted by name): for listings
+    /// that select a page before sorting.
+    pub fn groups_unsorted(&self) -> impl Iterator<Item = NodeId> + '_ {
+        (0..self.nodes.len() as u32).map(NodeId).filter(move |&n| self.node_kind(n) == NodeKind::Group)
+    }
+
+    /// Every live binding in id order (not sorted by text).
+    pub fn bindings_unsorted(&self) -> impl Iterator<Item = BindingId> + '_ {
+        (0..self.bindings.len() as u32).map(BindingId).filter(move |&b| self.binding(b).is_some())
+    }
+
     /// Every known node of a kind, sorted by name.
     pub fn nodes_of(&self, kind: NodeKind) -> Vec<NodeId> {
         let mut v: Vec<NodeId> = (0..self.nodes.len() as u32)

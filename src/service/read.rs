@@ -122,6 +122,10 @@ impl TenantState {
     /// Tuples whose object, relation and subject match the given texts
     /// (`None` matches anything), sorted by text, strictly after `after`,
     /// at most `limit` of them; the flag says whether more follow.
+    ///
+    /// A page costs one pass over the tenant's tuples as text, keeping only
+    /// the `limit + 1` smallest after `after` in a heap, then parses just
+    /// those: no sorted copy of the whole tenant per page.
     pub fn tuples_matching(
         &self,
         object: Option<&str>,
@@ -130,26 +134,79 @@ impl TenantState {
         after: Option<&str>,
         limit: usize,
     ) -> (Vec<(Tuple, Option<Conditions>)>, bool) {
-        let mut out = Vec::new();
-        let mut more = false;
-        for (t, c) in self.tuples() {
-            if relation.is_some_and(|r| r != t.relation) {
-                continue;
+        let fb = &self.facts;
+        let mut heap: std::collections::BinaryHeap<String> = std::collections::BinaryHeap::new();
+        let mut consider = |o: &str, r: &str, s: &str| {
+            if relation.is_some_and(|x| x != r) || object.is_some_and(|x| x != o) || subject.is_some_and(|x| x != s) {
+                return;
             }
-            let text = t.to_string();
+            let text = format!("{o}#{r}@{s}");
             if after.is_some_and(|a| text.as_str() <= a) {
-                continue;
+                return;
             }
-            if object.is_some_and(|o| o != t.object.to_string()) || subject.is_some_and(|s| s != t.subject.to_string())
-            {
-                continue;
+            if heap.len() <= limit {
+                heap.push(text);
+            } else if heap.peek().is_some_and(|top| text < *top) {
+                heap.pop();
+                heap.push(text);
             }
-            if out.len() == limit {
-                more = true;
-                break;
+        };
+        if relation.is_none_or(|r| r == "member") {
+            for g in fb.groups_unsorted() {
+                for &m in fb.members(g) {
+                    consider(fb.node_name(g), "member", fb.node_name(m));
+                }
             }
-            out.push((t, c));
         }
+        if relation.is_none_or(|r| r == "grants") {
+            for r in fb.roles() {
+                let role = format!("role:{}", fb.role_name(r));
+                for &x in fb.role_scopes(r) {
+                    consider(&role, "grants", &format!("scope:{}", fb.scope_name(x)));
+                }
+            }
+        }
+        if relation.is_none_or(|r| r == "supports") {
+            for a in fb.apps() {
+                let app = format!("application:{}", fb.app_name(a));
+                for &x in fb.app_scopes(a) {
+                    consider(&app, "supports", &format!("scope:{}", fb.scope_name(x)));
+                }
+            }
+        }
+        for b in fb.bindings_unsorted() {
+            let Some(rec) = fb.binding(b) else { continue };
+            let role = fb.role_name(rec.role);
+            if relation.is_some_and(|r| r != role) {
+                continue;
+            }
+            let app;
+            let o = if rec.resource.is_tenant() {
+                "tenant"
+            } else {
+                app = format!("application:{}", fb.app_name(rec.resource));
+                app.as_str()
+            };
+            consider(o, role, fb.node_name(rec.subject));
+        }
+        let mut texts = heap.into_sorted_vec();
+        let more = texts.len() > limit;
+        texts.truncate(limit);
+        let out = texts
+            .iter()
+            .filter_map(|text| {
+                let t = Tuple::parse(text).ok()?;
+                let conditions = match (fb.resource_id(&t.object), fb.role_id(&t.relation), fb.node_id(&t.subject)) {
+                    (Some(a), Some(r), Some(n)) => fb
+                        .binding_id(n, r, a)
+                        .and_then(|b| fb.binding(b))
+                        .filter(|rec| !rec.conditions.is_empty())
+                        .map(|rec| (*rec.conditions).clone()),
+                    _ => None,
+                };
+                Some((t, conditions))
+            })
+            .collect();
         (out, more)
     }
 }

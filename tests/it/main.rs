@@ -11,6 +11,7 @@ mod fast_path;
 mod fuzz_regressions;
 mod hostile;
 mod isolation;
+mod listing;
 mod policy_api;
 mod policy_assertions;
 mod policy_diff;
