@@ -34,7 +34,8 @@ fn pages_equal_the_sorted_full_listing() {
     assert!(all.iter().any(|(_, c)| c.is_some()), "the workload has conditions");
     assert!(all.iter().any(|(t, _)| t.object.to_string() == "tenant"), "and tenant-wide bindings");
     for size in [1, 7, 1000, 100_000] {
-        let listed = if size == 1 { pages(&st, None, Some("grants"), None, 1) } else { pages(&st, None, None, None, size) };
+        let listed =
+            if size == 1 { pages(&st, None, Some("grants"), None, 1) } else { pages(&st, None, None, None, size) };
         let expected: Listed =
             if size == 1 { all.iter().filter(|(t, _)| t.relation == "grants").cloned().collect() } else { all.clone() };
         assert_eq!(listed, expected, "page size {size}");
