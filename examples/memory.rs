@@ -26,10 +26,10 @@ fn main() {
     println!(
         "after mi_collect {} MiB = {:.0} B/tuple",
         r4 >> 20,
-        (r4 - r0) as f64 / hf.tenant("bench").unwrap().read().facts.tuple_count() as f64
+        (r4 - r0) as f64 / hf.tenant("bench").unwrap().read().facts().tuple_count() as f64
     );
     let tenant = hf.tenant("bench").expect("tenant");
-    let tuples = tenant.read().facts.tuple_count();
+    let tuples = tenant.read().facts().tuple_count();
     println!("tuples {tuples}; rss before {} MiB, after generate {} MiB, after load {} MiB, +0.5s {} MiB; loaded - before = {:.0} B/tuple",
         r0 >> 20, r1 >> 20, r2 >> 20, r3 >> 20, (r3 - r0) as f64 / tuples as f64);
 }

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
                 if let Some(t) = hf.tenant(&p.tenant) {
                     let st = t.read();
                     for a in &p.file.assertions {
-                        let r = assertions::run_assertion(&st.facts, "fuzz.yaml", a, Timestamp(1_780_272_000));
+                        let r = assertions::run_assertion(&st.facts(), "fuzz.yaml", a, Timestamp(1_780_272_000));
                         let _ = r.outcome();
                     }
                 }

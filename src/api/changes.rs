@@ -10,32 +10,23 @@ use super::auth::TenantRead;
 use super::error::{blocking, ApiError, Query};
 use super::wire::{page_size, ChangeList, ChangeOut, ChangesQuery, OpOut, Revision};
 use super::AppState;
-use crate::service::{decode_op, Change};
-use crate::store;
+use crate::service::{Change, ChangeEntry};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/tenants/{tenant}/changes", get(list))
 }
 
-fn op_out(op: &store::Op) -> Result<OpOut, ApiError> {
-    if let Some(t) = crate::service::scim_tokens::decode_op(op) {
-        let t = t.map_err(|reason| ApiError::internal(format!("change log op `{}`: {reason}", op.key())))?;
-        return Ok(OpOut::scim_token(t));
-    }
-    if let Some(t) = crate::service::tokens::decode_op(op) {
-        let t = t.map_err(|reason| ApiError::internal(format!("change log op `{}`: {reason}", op.key())))?;
-        return Ok(OpOut::token(t));
-    }
-    let change =
-        decode_op(op).map_err(|reason| ApiError::internal(format!("change log op `{}`: {reason}", op.key())))?;
-    Ok(match change {
+fn op_out(change: Change) -> OpOut {
+    match change {
         Change::PutTuple(t, conditions) => OpOut::Write { tuple: t.to_string(), conditions },
         Change::DeleteTuple(t) => OpOut::Delete { tuple: t.to_string() },
         Change::PutObject(o, attributes) => OpOut::PutObject { object: o.to_string(), attributes },
         Change::DeleteObject(o) => OpOut::DeleteObject { object: o.to_string() },
         Change::Suspend(o, s) => OpOut::Suspend { subject: o.to_string(), reason: s.reason, at: s.at },
         Change::Reactivate(o) => OpOut::Reactivate { subject: o.to_string() },
-    })
+        Change::Token(t) => OpOut::token(t),
+        Change::ScimToken(t) => OpOut::scim_token(t),
+    }
 }
 
 /// RFC 3339 with milliseconds, UTC.
@@ -44,13 +35,13 @@ fn rfc3339_ms(ms: u64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-fn change_out(c: &store::Change) -> Result<ChangeOut, ApiError> {
-    Ok(ChangeOut {
+fn change_out(c: ChangeEntry) -> ChangeOut {
+    ChangeOut {
         revision: Revision(c.revision),
         at: rfc3339_ms(c.at_unix_ms),
-        actor: c.actor.clone(),
-        ops: c.ops.iter().map(op_out).collect::<Result<_, _>>()?,
-    })
+        actor: c.actor,
+        ops: c.changes.into_iter().map(op_out).collect(),
+    }
 }
 
 async fn list(
@@ -65,10 +56,7 @@ async fn list(
     let hf = std::sync::Arc::clone(state.holdfast());
     let tenant = auth.tenant.clone();
     blocking(move || {
-        let store =
-            hf.store().ok_or_else(|| ApiError::internal("the change feed needs a store; this instance has none"))?;
-        let changes: Vec<ChangeOut> =
-            store.changes(&tenant, since.0, limit)?.iter().map(change_out).collect::<Result<_, _>>()?;
+        let changes: Vec<ChangeOut> = hf.changes(&tenant, since.0, limit)?.into_iter().map(change_out).collect();
         let next_since = changes.last().map_or(since, |c| c.revision);
         Ok(axum::Json(ChangeList { changes, next_since, revision }))
     })

@@ -56,12 +56,19 @@ pub enum ErrorCode {
     InvalidPolicy,
     /// The caller already has as many requests in flight as it may.
     TooManyRequests,
+    /// A binding's conditions are malformed or can never hold (empty IP
+    /// allow-list, inverted validity window, unknown keys).
+    InvalidConditions,
+    /// An apply would remove most of the tenant; it needs `allow_mass_removal`.
+    MassRemoval,
+    /// The change feed no longer holds changes that old (memory-only instances).
+    ChangesTruncated,
     Internal,
     StorageError,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::BadJson,
         ErrorCode::InvalidParameter,
         ErrorCode::Unauthenticated,
@@ -85,6 +92,9 @@ impl ErrorCode {
         ErrorCode::InvalidScope,
         ErrorCode::InvalidPolicy,
         ErrorCode::TooManyRequests,
+        ErrorCode::InvalidConditions,
+        ErrorCode::MassRemoval,
+        ErrorCode::ChangesTruncated,
         ErrorCode::Internal,
         ErrorCode::StorageError,
     ];
@@ -114,6 +124,9 @@ impl ErrorCode {
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::InvalidPolicy => "invalid_policy",
             ErrorCode::TooManyRequests => "too_many_requests",
+            ErrorCode::InvalidConditions => "invalid_conditions",
+            ErrorCode::MassRemoval => "mass_removal",
+            ErrorCode::ChangesTruncated => "changes_truncated",
             ErrorCode::Internal => "internal",
             ErrorCode::StorageError => "storage_error",
         }
@@ -127,7 +140,11 @@ impl ErrorCode {
             ErrorCode::Forbidden | ErrorCode::InvalidScope => StatusCode::FORBIDDEN,
             ErrorCode::UnknownTenant | ErrorCode::NotFound | ErrorCode::UnknownRoute => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::PreconditionFailed | ErrorCode::InUse | ErrorCode::RevisionNotVisible => StatusCode::CONFLICT,
+            ErrorCode::PreconditionFailed
+            | ErrorCode::InUse
+            | ErrorCode::RevisionNotVisible
+            | ErrorCode::MassRemoval => StatusCode::CONFLICT,
+            ErrorCode::ChangesTruncated => StatusCode::GONE,
             ErrorCode::BodyTooLarge | ErrorCode::BatchTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::InvalidRequest
@@ -136,6 +153,7 @@ impl ErrorCode {
             | ErrorCode::UnknownRole
             | ErrorCode::UnknownApplication
             | ErrorCode::LimitExceeded
+            | ErrorCode::InvalidConditions
             | ErrorCode::InvalidPolicy => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -227,6 +245,17 @@ impl From<WriteError> for ApiError {
             WriteError::Store(_) => ErrorCode::StorageError,
         };
         ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<crate::service::ServiceError> for ApiError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        use crate::service::ServiceError;
+        match e {
+            ServiceError::Store(s) => s.into(),
+            ServiceError::ChangesTruncated { .. } => ApiError::new(ErrorCode::ChangesTruncated, e.to_string()),
+            ServiceError::Corrupt { .. } => ApiError::internal(e),
+        }
     }
 }
 

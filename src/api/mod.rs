@@ -32,7 +32,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 
 use crate::model::Timestamp;
-use crate::service::{Change, Holdfast, Precondition, Tenant};
+use crate::service::{Change, Holdfast, Precondition, Tenant, TenantState};
 pub use auth::{Access, Keys};
 pub use error::{ApiError, ErrorCode};
 pub use limit::InFlight;
@@ -234,6 +234,34 @@ impl AppState {
         let (tenant, actor) = (tenant.to_string(), actor.to_string());
         let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         error::blocking(move || Ok(hf.write(&tenant, changes, &preconditions, &actor, at_ms)?)).await.map(Revision)
+    }
+    /// A read-modify-write on the blocking pool: `f` computes the changes
+    /// from the tenant's state under its write lock, so nothing can change
+    /// between the read and the commit ([`Holdfast::write_with`]). `None`:
+    /// `f` answered no changes and nothing was written.
+    pub async fn write_with<T, F>(&self, tenant: &str, actor: &str, f: F) -> Result<(Option<Revision>, T), ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&TenantState) -> Result<(Vec<Change>, T), ApiError> + Send + 'static,
+    {
+        let max = self.0.config.max_write_batch;
+        let hf = Arc::clone(&self.0.hf);
+        let (tenant, actor) = (tenant.to_string(), actor.to_string());
+        let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        error::blocking(move || {
+            let (revision, out) = hf.write_with(&tenant, &actor, at_ms, |st| {
+                let (changes, out) = f(st)?;
+                if changes.len() > max {
+                    return Err(ApiError::new(
+                        ErrorCode::BatchTooLarge,
+                        format!("the request carries {} changes (at most {max})", changes.len()),
+                    ));
+                }
+                Ok((changes, out))
+            })?;
+            Ok((revision.map(Revision), out))
+        })
+        .await
     }
 }
 

@@ -72,8 +72,7 @@ fn resolve_app(st: &TenantState, application: Option<&str>, resource: Option<&st
             None => Err(ApiError::not_found("application", a)),
         },
         (None, Some(r)) => st
-            .objects
-            .iter()
+            .objects()
             .find(|(o, attrs)| {
                 o.ty == ObjectType::Application && attrs.get("resource").and_then(|v| v.as_str()) == Some(r)
             })
@@ -87,8 +86,7 @@ fn resolve_app(st: &TenantState, application: Option<&str>, resource: Option<&st
 /// The application's canonical URI: its `resource` attribute, else its URL
 /// under this server.
 fn resource_of(state: &AppState, st: &TenantState, tenant: &str, app: &str) -> String {
-    st.objects
-        .get(&ObjectRef::new(ObjectType::Application, app))
+    st.object(&ObjectRef::new(ObjectType::Application, app))
         .and_then(|a| a.get("resource"))
         .and_then(|v| v.as_str())
         .map(str::to_string)
@@ -132,7 +130,7 @@ fn compute(
     ctx: &Context,
 ) -> Result<TokenScope, ApiError> {
     let req: Option<Vec<&str>> = requested.map(|r| r.iter().map(String::as_str).collect());
-    Ok(query::token_scope(&st.facts, subject, app, req.as_deref(), ctx)?)
+    Ok(query::token_scope(&st.facts(), subject, app, req.as_deref(), ctx)?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -377,7 +375,7 @@ async fn list_credentials(
         return Err(ApiError::not_found("application", &app));
     }
     let items = st
-        .tokens
+        .tokens()
         .clients_of(&app)
         .into_iter()
         .map(|c| CredentialOut {
@@ -399,7 +397,7 @@ async fn delete_credential(
     auth: TenantWrite,
     Path((_, app, client_id)): Path<(String, String, String)>,
 ) -> Result<axum::Json<Revoked>, ApiError> {
-    let known = state.tenant(&auth.tenant)?.read().tokens.client(&client_id).is_some_and(|c| c.application == app);
+    let known = state.tenant(&auth.tenant)?.read().tokens().client(&client_id).is_some_and(|c| c.application == app);
     if !known {
         return Err(ApiError::not_found("client credential", &client_id));
     }
@@ -466,9 +464,9 @@ fn client_auth(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Tenant>, St
         let st = t.read();
         // A deleted application's credentials no longer authenticate (and
         // authenticate again only if an application of that id is defined).
-        st.tokens
+        st.tokens()
             .client(&id)
-            .filter(|c| c.verify(&secret) && st.facts.app_id(&c.application).is_some())
+            .filter(|c| c.verify(&secret) && st.facts().app_id(&c.application).is_some())
             .map(|c| c.application.clone())
     });
     match (tenant, app) {
@@ -543,7 +541,7 @@ async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Byt
     };
     let now = state.now();
     let st = tenant.read();
-    let Some((_, rec)) = st.tokens.token(token) else { return inactive() };
+    let Some((_, rec)) = st.tokens().token(token) else { return inactive() };
     if rec.exp <= now || rec.application != caller_app {
         return inactive();
     }
@@ -583,7 +581,7 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     let token = form.get("token").map(String::as_str).unwrap_or_default();
     let digest = {
         let st = tenant.read();
-        st.tokens.token(token).filter(|(_, r)| r.application == caller_app).map(|(d, _)| d.to_string())
+        st.tokens().token(token).filter(|(_, r)| r.application == caller_app).map(|(d, _)| d.to_string())
     };
     if let Some(digest) = digest {
         let actor = format!("client:{}", client_id_of(&headers).unwrap_or_default());

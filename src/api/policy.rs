@@ -267,7 +267,7 @@ async fn apply_policy(
             let (current, seen) = match hf.tenant(&tenant) {
                 Some(t) => {
                     let st = t.read();
-                    (apply::snapshot(&st), st.revision)
+                    (apply::snapshot(&st), st.revision())
                 }
                 None => (Vec::new(), 0),
             };
@@ -293,7 +293,7 @@ async fn apply_policy(
                 return Ok(Ok(answer));
             }
             let written = hf.write_with(&tenant, &actor, at_ms, |st| {
-                if st.revision != seen {
+                if st.revision() != seen {
                     return Err(Attempt::Stale);
                 }
                 Ok((plan.changes, ()))

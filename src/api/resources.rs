@@ -18,7 +18,7 @@ use super::wire::{
 };
 use super::AppState;
 use crate::model::{validate_id, Conditions, ObjectRef, ObjectType, Timestamp, Tuple};
-use crate::service::{BindingFilter, Change, Precondition};
+use crate::service::{BindingFilter, Change};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -101,7 +101,7 @@ async fn list_roles(State(state): State<AppState>, auth: TenantRead) -> Result<a
 
 fn role_out(st: &crate::service::TenantState, id: &str) -> Option<RoleOut> {
     let scopes = st.role_scope_names(id)?;
-    let a = st.objects.get(&ObjectRef::new(ObjectType::Role, id));
+    let a = st.object(&ObjectRef::new(ObjectType::Role, id));
     Some(RoleOut { id: id.to_string(), name: attr(a, "name"), description: attr(a, "description"), scopes })
 }
 
@@ -124,11 +124,17 @@ async fn put_role(
 ) -> Result<axum::Json<Saved<RoleOut>>, ApiError> {
     let o = object(ObjectType::Role, &role)?;
     let scopes = scope_list("scopes", &body.scopes)?;
-    let old = state.holdfast().tenant(&auth.tenant).and_then(|t| t.read().role_scope_names(&role)).unwrap_or_default();
-    let mut changes =
-        vec![Change::PutObject(o.clone(), attrs(&[("name", &body.name), ("description", &body.description)]))];
-    changes.extend(scope_changes(&o, "grants", &old, &scopes));
-    let revision = state.write(&auth.tenant, &auth.caller.name, changes, vec![]).await?;
+    let declared = attrs(&[("name", &body.name), ("description", &body.description)]);
+    let wanted = scopes.clone();
+    let (revision, ()) = state
+        .write_with(&auth.tenant, &auth.caller.name, move |st| {
+            let old = st.role_scope_names(&o.id).unwrap_or_default();
+            let mut changes = vec![Change::PutObject(o.clone(), declared)];
+            changes.extend(scope_changes(&o, "grants", &old, &wanted));
+            Ok((changes, ()))
+        })
+        .await?;
+    let revision = revision.map_or_else(|| state.visible(None), Ok)?;
     let item = RoleOut { id: role, name: body.name, description: body.description, scopes };
     Ok(axum::Json(Saved { item, revision }))
 }
@@ -139,19 +145,14 @@ async fn delete_role(
     Path((_, role)): Path<(String, String)>,
 ) -> Result<axum::Json<Written>, ApiError> {
     let o = object(ObjectType::Role, &role)?;
-    let scopes =
-        state.tenant(&auth.tenant)?.read().role_scope_names(&role).ok_or_else(|| ApiError::not_found("role", &role))?;
-    let mut changes = scope_changes(&o, "grants", &scopes, &[]);
-    changes.push(Change::DeleteObject(o));
-    let revision = state.write(&auth.tenant, &auth.caller.name, changes, vec![]).await?;
-    Ok(axum::Json(Written { revision }))
+    delete_defined(&state, &auth, o, "grants").await
 }
 
 // ------------------------------------------------------------- applications
 
 fn app_out(st: &crate::service::TenantState, id: &str) -> Option<ApplicationOut> {
     let scopes_supported = st.app_scope_names(id)?;
-    let a = st.objects.get(&ObjectRef::new(ObjectType::Application, id));
+    let a = st.object(&ObjectRef::new(ObjectType::Application, id));
     Some(ApplicationOut { id: id.to_string(), name: attr(a, "name"), resource: attr(a, "resource"), scopes_supported })
 }
 
@@ -205,10 +206,17 @@ async fn put_app(
     if let Some(r) = &body.resource {
         check_resource(r)?;
     }
-    let old = state.holdfast().tenant(&auth.tenant).and_then(|t| t.read().app_scope_names(&app)).unwrap_or_default();
-    let mut changes = vec![Change::PutObject(o.clone(), attrs(&[("name", &body.name), ("resource", &body.resource)]))];
-    changes.extend(scope_changes(&o, "supports", &old, &scopes));
-    let revision = state.write(&auth.tenant, &auth.caller.name, changes, vec![]).await?;
+    let declared = attrs(&[("name", &body.name), ("resource", &body.resource)]);
+    let wanted = scopes.clone();
+    let (revision, ()) = state
+        .write_with(&auth.tenant, &auth.caller.name, move |st| {
+            let old = st.app_scope_names(&o.id).unwrap_or_default();
+            let mut changes = vec![Change::PutObject(o.clone(), declared)];
+            changes.extend(scope_changes(&o, "supports", &old, &wanted));
+            Ok((changes, ()))
+        })
+        .await?;
+    let revision = revision.map_or_else(|| state.visible(None), Ok)?;
     let item = ApplicationOut { id: app, name: body.name, resource: body.resource, scopes_supported: scopes };
     Ok(axum::Json(Saved { item, revision }))
 }
@@ -219,15 +227,33 @@ async fn delete_app(
     Path((_, app)): Path<(String, String)>,
 ) -> Result<axum::Json<Written>, ApiError> {
     let o = object(ObjectType::Application, &app)?;
-    let scopes = state
-        .tenant(&auth.tenant)?
-        .read()
-        .app_scope_names(&app)
-        .ok_or_else(|| ApiError::not_found("application", &app))?;
-    let mut changes = scope_changes(&o, "supports", &scopes, &[]);
-    changes.push(Change::DeleteObject(o));
-    let revision = state.write(&auth.tenant, &auth.caller.name, changes, vec![]).await?;
-    Ok(axum::Json(Written { revision }))
+    delete_defined(&state, &auth, o, "supports").await
+}
+
+/// Deletes a role (`grants`) or an application (`supports`) with its
+/// scopes, read and removed under one write lock: 404 if it is not defined,
+/// 409 `in_use` while a binding still names it.
+async fn delete_defined(
+    state: &AppState,
+    auth: &TenantWrite,
+    o: ObjectRef,
+    relation: &'static str,
+) -> Result<axum::Json<Written>, ApiError> {
+    state.tenant(&auth.tenant)?;
+    let (revision, ()) = state
+        .write_with(&auth.tenant, &auth.caller.name, move |st| {
+            let (scopes, what) = if o.ty == ObjectType::Role {
+                (st.role_scope_names(&o.id), "role")
+            } else {
+                (st.app_scope_names(&o.id), "application")
+            };
+            let scopes = scopes.ok_or_else(|| ApiError::not_found(what, &o.id))?;
+            let mut changes = scope_changes(&o, relation, &scopes, &[]);
+            changes.push(Change::DeleteObject(o));
+            Ok((changes, ()))
+        })
+        .await?;
+    Ok(axum::Json(Written { revision: revision.map_or_else(|| state.visible(None), Ok)? }))
 }
 
 // ----------------------------------------------------------------- bindings
@@ -337,20 +363,24 @@ async fn delete_binding(
     delete_existing(&state, &auth, tuple, "binding").await
 }
 
-/// Deletes one tuple that must exist: 404 if it does not, 409 if it
-/// disappears concurrently.
+/// Deletes one tuple that must exist (404 if it does not), checked and
+/// removed under one write lock.
 async fn delete_existing(
     state: &AppState,
     auth: &TenantWrite,
     tuple: Tuple,
-    what: &str,
+    what: &'static str,
 ) -> Result<axum::Json<Written>, ApiError> {
-    if !state.tenant(&auth.tenant)?.read().tuple_exists(&tuple) {
-        return Err(ApiError::not_found(what, &tuple.to_string()));
-    }
-    let pre = Precondition { tuple: tuple.clone(), exists: true };
-    let revision = state.write(&auth.tenant, &auth.caller.name, vec![Change::DeleteTuple(tuple)], vec![pre]).await?;
-    Ok(axum::Json(Written { revision }))
+    state.tenant(&auth.tenant)?;
+    let (revision, ()) = state
+        .write_with(&auth.tenant, &auth.caller.name, move |st| {
+            if !st.tuple_exists(&tuple) {
+                return Err(ApiError::not_found(what, &tuple.to_string()));
+            }
+            Ok((vec![Change::DeleteTuple(tuple)], ()))
+        })
+        .await?;
+    Ok(axum::Json(Written { revision: revision.map_or_else(|| state.visible(None), Ok)? }))
 }
 
 // ------------------------------------------------------------------- groups
@@ -367,7 +397,7 @@ async fn get_group(
     let members = st.group_members(&g).ok_or_else(|| ApiError::not_found("group", &group))?;
     Ok(axum::Json(GroupOut {
         group: g.to_string(),
-        name: attr(st.objects.get(&g), "name"),
+        name: attr(st.object(&g), "name"),
         members: members.iter().map(ToString::to_string).collect(),
         revision,
     }))
@@ -407,12 +437,12 @@ async fn get_subject(state: &AppState, tenant: &str, s: ObjectRef) -> Result<axu
     if !st.subject_known(&s) {
         return Err(ApiError::not_found(s.ty.as_str(), &s.id));
     }
-    let a = st.objects.get(&s);
+    let a = st.object(&s);
     Ok(axum::Json(SubjectOut {
         subject: s.to_string(),
         name: attr(a, "name"),
         email: attr(a, "email"),
-        status: if st.suspensions.contains_key(&s) { "suspended" } else { "active" },
+        status: if st.is_suspended(&s) { "suspended" } else { "active" },
         groups: st.direct_groups(&s).iter().map(ToString::to_string).collect(),
         revision,
     }))
@@ -431,21 +461,21 @@ async fn put_subject(
 
 /// Removes the subject, its memberships and bindings (and a suspension) in one batch.
 async fn delete_subject(state: &AppState, auth: &TenantWrite, s: ObjectRef) -> Result<axum::Json<Written>, ApiError> {
-    let changes = {
-        let tenant = state.tenant(&auth.tenant)?;
-        let st = tenant.read();
-        if !st.subject_known(&s) {
-            return Err(ApiError::not_found(s.ty.as_str(), &s.id));
-        }
-        let mut changes: Vec<Change> = st.tuples_naming(&s).into_iter().map(Change::DeleteTuple).collect();
-        if st.suspensions.contains_key(&s) {
-            changes.push(Change::Reactivate(s.clone()));
-        }
-        changes.push(Change::DeleteObject(s));
-        changes
-    };
-    let revision = state.write(&auth.tenant, &auth.caller.name, changes, vec![]).await?;
-    Ok(axum::Json(Written { revision }))
+    state.tenant(&auth.tenant)?;
+    let (revision, ()) = state
+        .write_with(&auth.tenant, &auth.caller.name, move |st| {
+            if !st.subject_known(&s) {
+                return Err(ApiError::not_found(s.ty.as_str(), &s.id));
+            }
+            let mut changes: Vec<Change> = st.tuples_naming(&s).into_iter().map(Change::DeleteTuple).collect();
+            if st.is_suspended(&s) {
+                changes.push(Change::Reactivate(s.clone()));
+            }
+            changes.push(Change::DeleteObject(s));
+            Ok((changes, ()))
+        })
+        .await?;
+    Ok(axum::Json(Written { revision: revision.map_or_else(|| state.visible(None), Ok)? }))
 }
 
 async fn get_user(

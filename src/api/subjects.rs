@@ -62,7 +62,7 @@ fn suspendable(state: &AppState, tenant: &str, text: &str) -> Result<ObjectRef, 
 fn status_of(state: &AppState, tenant: &str, s: &ObjectRef, revision: Revision) -> Result<StatusOut, ApiError> {
     let t = state.tenant(tenant)?;
     let st = t.read();
-    let sus = st.suspensions.get(s);
+    let sus = st.suspension(s);
     Ok(StatusOut {
         subject: s.to_string(),
         status: if sus.is_some() { "suspended" } else { "active" },
@@ -82,9 +82,19 @@ async fn suspend(
     let input: SuspendIn =
         if body.iter().all(u8::is_ascii_whitespace) { SuspendIn::default() } else { parse_json(&body)? };
     let s = suspendable(&state, &auth.tenant, &subject)?;
-    let change = Change::Suspend(s.clone(), Suspension { reason: input.reason.unwrap_or_default(), at: state.now() });
-    let revision = state.write(&auth.tenant, &auth.caller.name, vec![change], vec![]).await?;
-    status_of(&state, &auth.tenant, &s, revision).map(axum::Json)
+    let suspension = Suspension { reason: input.reason.unwrap_or_default(), at: state.now() };
+    let (revision, ()) = state
+        .write_with(&auth.tenant, &auth.caller.name, {
+            let s = s.clone();
+            move |st| {
+                if !st.subject_known(&s) {
+                    return Err(ApiError::not_found(s.ty.as_str(), &s.id));
+                }
+                Ok((vec![Change::Suspend(s, suspension)], ()))
+            }
+        })
+        .await?;
+    status_of(&state, &auth.tenant, &s, revision.map_or_else(|| state.visible(None), Ok)?).map(axum::Json)
 }
 
 /// Lifts a suspension; a subject that is not suspended is left as it is.
@@ -94,13 +104,13 @@ async fn reactivate(
     Path((_, subject)): Path<(String, String)>,
 ) -> Result<axum::Json<StatusOut>, ApiError> {
     let s = suspendable(&state, &auth.tenant, &subject)?;
-    let suspended = state.tenant(&auth.tenant)?.read().suspensions.contains_key(&s);
-    let revision = if suspended {
-        state.write(&auth.tenant, &auth.caller.name, vec![Change::Reactivate(s.clone())], vec![]).await?
-    } else {
-        state.visible(None)?
-    };
-    status_of(&state, &auth.tenant, &s, revision).map(axum::Json)
+    let (revision, ()) = state
+        .write_with(&auth.tenant, &auth.caller.name, {
+            let s = s.clone();
+            move |st| Ok((if st.is_suspended(&s) { vec![Change::Reactivate(s)] } else { vec![] }, ()))
+        })
+        .await?;
+    status_of(&state, &auth.tenant, &s, revision.map_or_else(|| state.visible(None), Ok)?).map(axum::Json)
 }
 
 async fn status(

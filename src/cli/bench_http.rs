@@ -173,7 +173,7 @@ pub fn run(a: &BenchHttpArgs) -> Result<ExitCode, String> {
         shape.users,
         shape.groups,
         shape.bindings,
-        hf.tenant(TENANT).map_or(0, |t| t.read().facts.tuple_count()),
+        hf.tenant(TENANT).map_or(0, |t| t.read().facts().tuple_count()),
         t0.elapsed()
     );
     let state = AppState::new(Arc::new(hf), Keys::admin(KEY));

@@ -48,7 +48,7 @@ pub fn check(a: &CheckArgs, explain_it: bool) -> Result<ExitCode, String> {
         return Err("give --subject, --application and --scope (or --batch FILE)".into());
     };
     let st = l.tenant.read();
-    let ex = explain::explain(&st.facts, subject, application, scope, &ctx).map_err(|e| e.to_string())?;
+    let ex = explain::explain(&st.facts(), subject, application, scope, &ctx).map_err(|e| e.to_string())?;
     let code = if ex.outcome.decision == Decision::Allow { ExitCode::SUCCESS } else { ExitCode::from(1) };
     match (a.json, explain_it) {
         (true, true) => print_json(&ex)?,
@@ -113,12 +113,12 @@ fn batch(l: &super::Loaded, file: &std::path::Path, ctx: &Context, explain_it: b
                     None => ctx.clone(),
                 };
                 if explain_it {
-                    match explain::explain(&st.facts, &q.subject, &q.application, &q.scope, &c) {
+                    match explain::explain(&st.facts(), &q.subject, &q.application, &q.scope, &c) {
                         Ok(ex) => serde_json::to_value(&ex).unwrap_or_default(),
                         Err(e) => json!({"error": e.to_string()}),
                     }
                 } else {
-                    match query::check(&st.facts, &q.subject, &q.application, &q.scope, &c) {
+                    match query::check(&st.facts(), &q.subject, &q.application, &q.scope, &c) {
                         Ok(o) => json!({"decision": o.decision, "reason": o.reason}),
                         Err(e) => json!({"error": e.to_string()}),
                     }
@@ -152,7 +152,7 @@ pub fn access(a: &AccessArgs) -> Result<ExitCode, String> {
     let l = a.source.load()?;
     let now = ContextArgs { now: a.now.clone(), ip: None, mfa: false, mfa_time: None }.now()?;
     let st = l.tenant.read();
-    let ea = query::effective_access(&st.facts, &a.subject, now, a.include_expired).map_err(|e| e.to_string())?;
+    let ea = query::effective_access(&st.facts(), &a.subject, now, a.include_expired).map_err(|e| e.to_string())?;
     if a.json {
         print_json(&ea)?;
     } else {
@@ -196,10 +196,16 @@ pub fn who(a: &WhoArgs) -> Result<ExitCode, String> {
     let l = a.source.load()?;
     let now = ContextArgs { now: a.now.clone(), ip: None, mfa: false, mfa_time: None }.now()?;
     let st = l.tenant.read();
-    let page =
-        query::who_can_access(&st.facts, &a.application, a.scope.as_deref(), now, a.page_token.as_deref(), a.page_size)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("unknown application `{}`", a.application))?;
+    let page = query::who_can_access(
+        &st.facts(),
+        &a.application,
+        a.scope.as_deref(),
+        now,
+        a.page_token.as_deref(),
+        a.page_size,
+    )
+    .map_err(|e| e.to_string())?
+    .ok_or_else(|| format!("unknown application `{}`", a.application))?;
     if a.json {
         print_json(&page)?;
     } else {
@@ -233,7 +239,7 @@ pub fn import(a: &ImportArgs) -> Result<ExitCode, String> {
     let pol = policy::load(&a.file).map_err(|e| e.to_string())?;
     let hf = Holdfast::open(&a.data, Durability::Sync).map_err(|e| e.to_string())?;
     if let Some(t) = hf.tenant(&pol.tenant) {
-        if t.read().facts.tuple_count() > 0 {
+        if t.read().facts().tuple_count() > 0 {
             return Err(format!("tenant `{}` in {} is not empty", pol.tenant, a.data.display()));
         }
     }

@@ -58,9 +58,9 @@ pub struct Plan {
 /// A tenant's state as the changes that would load it into an empty tenant:
 /// objects (sorted), tuples (sorted by text, with conditions), suspensions.
 pub fn snapshot(st: &TenantState) -> Vec<Change> {
-    let mut out: Vec<Change> = st.objects.iter().map(|(o, a)| Change::PutObject(o.clone(), a.clone())).collect();
+    let mut out: Vec<Change> = st.objects().map(|(o, a)| Change::PutObject(o.clone(), a.clone())).collect();
     out.extend(st.tuples().into_iter().map(|(t, c)| Change::PutTuple(t, c)));
-    out.extend(st.suspensions.iter().map(|(o, s)| Change::Suspend(o.clone(), s.clone())));
+    out.extend(st.suspensions().map(|(o, s)| Change::Suspend(o.clone(), s.clone())));
     out
 }
 
@@ -217,8 +217,8 @@ pub fn diff(
     let (_bh, bt) = load(current, base_name)?;
     let (_hh, ht) = load(&plan.after, &policy.source)?;
     let (bs, hs) = (bt.read(), ht.read());
-    let b = Side { source: base_name, fb: &bs.facts, changes: current };
-    let h = Side { source: &policy.source, fb: &hs.facts, changes: &plan.after };
+    let b = Side { source: base_name, fb: &bs.facts(), changes: current };
+    let h = Side { source: &policy.source, fb: &hs.facts(), changes: &plan.after };
     let mut d = diff_facts(b, h, opts)?;
     d.risks.extend(assertion_risks(policy, b.fb, h.fb, opts.now));
     d.risks.sort();

@@ -258,8 +258,8 @@ pub fn diff_policies(base: &Policy, head: &Policy, opts: &DiffOptions) -> Result
     let b = b.map_err(|_| DiffError::Load { file: base.source.clone(), message: "loading panicked".into() })?;
     let ((_bh, bt), (_hh, ht)) = (b?, h?);
     let (bs, hs) = (bt.read(), ht.read());
-    let b = Side { source: &base.source, fb: &bs.facts, changes: &base.changes };
-    let h = Side { source: &head.source, fb: &hs.facts, changes: &head.changes };
+    let b = Side { source: &base.source, fb: &bs.facts(), changes: &base.changes };
+    let h = Side { source: &head.source, fb: &hs.facts(), changes: &head.changes };
     let mut d = diff_facts(b, h, opts)?;
     let t = Instant::now();
     d.risks.extend(assertion_risks(head, b.fb, h.fb, opts.now));
@@ -349,6 +349,8 @@ fn change_key(c: &Change) -> String {
         Change::DeleteObject(o) => format!("X {o}"),
         Change::Suspend(o, s) => format!("S {o} {}", json(s)),
         Change::Reactivate(o) => format!("R {o}"),
+        Change::Token(c) => format!("K {c:?}"),
+        Change::ScimToken(c) => format!("C {c:?}"),
     }
 }
 
@@ -397,6 +399,9 @@ fn seeds(fb: &FactBase, c: &Change) -> Vec<NodeId> {
             _ => node(o),
         },
         Change::Suspend(o, _) | Change::Reactivate(o) => node(o),
+        // Tokens carry no access of their own: what they may do is
+        // re-intersected with the tenant at every introspection.
+        Change::Token(_) | Change::ScimToken(_) => vec![],
     }
 }
 

@@ -38,6 +38,10 @@ pub enum Change {
     DeleteObject(ObjectRef),
     Suspend(ObjectRef, Suspension),
     Reactivate(ObjectRef),
+    /// An access token or application credential change.
+    Token(TokenChange),
+    /// A SCIM bearer token change.
+    ScimToken(scim_tokens::ScimTokenChange),
 }
 
 /// A condition on the current state that a batch requires.
@@ -83,6 +87,42 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("stored record `{key}` of tenant `{tenant}` is unreadable: {reason}")]
     Corrupt { tenant: String, key: String, reason: String },
+    #[error("changes after revision `{since}` are no longer kept in memory (the oldest kept follows `{oldest}`)")]
+    ChangesTruncated { since: u64, oldest: u64 },
+}
+
+/// One committed batch as the change feed shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeEntry {
+    pub revision: u64,
+    pub at_unix_ms: u64,
+    /// Who made the change (the credential's name, `scim:<id>`...).
+    pub actor: String,
+    pub changes: Vec<Change>,
+}
+
+/// Most changes a memory-only instance keeps for its change feed.
+const MEMORY_LOG_CHANGES: usize = 100_000;
+
+/// The change feed of a memory-only instance: the newest batches, bounded.
+#[derive(Debug, Default)]
+struct MemoryLog {
+    entries: std::collections::VecDeque<(String, ChangeEntry)>,
+    changes: usize,
+    /// Revisions up to this one may have been dropped.
+    dropped_through: u64,
+}
+
+impl MemoryLog {
+    fn push(&mut self, tenant: &str, entry: ChangeEntry) {
+        self.changes += entry.changes.len();
+        self.entries.push_back((tenant.to_string(), entry));
+        while self.changes > MEMORY_LOG_CHANGES {
+            let Some((_, old)) = self.entries.pop_front() else { break };
+            self.changes -= old.changes.len();
+            self.dropped_through = old.revision;
+        }
+    }
 }
 
 /// Most changes one batch may carry (API requests use a smaller limit).
@@ -90,22 +130,70 @@ pub const MAX_BATCH: usize = 5_000_000;
 
 /// The state of one tenant.
 #[derive(Debug, Default)]
+///
+/// Its fields are private to the service: callers read it through the
+/// accessors below on a snapshot ([`Tenant::read`]) and change it only
+/// through [`Holdfast::write_with`] (or [`Holdfast::write`]).
 pub struct TenantState {
-    pub facts: FactBase,
+    facts: FactBase,
     /// Declared objects and their attributes (roles, applications, users...).
-    pub objects: BTreeMap<ObjectRef, serde_json::Value>,
-    pub suspensions: BTreeMap<ObjectRef, Suspension>,
+    objects: BTreeMap<ObjectRef, serde_json::Value>,
+    suspensions: BTreeMap<ObjectRef, Suspension>,
     /// Access tokens and application client credentials.
-    pub tokens: TokenIndex,
+    tokens: TokenIndex,
     /// SCIM bearer tokens of identity providers ([`scim_tokens`]).
-    pub scim_tokens: scim_tokens::ScimTokenIndex,
+    scim_tokens: scim_tokens::ScimTokenIndex,
     /// Revision of the last write applied to this tenant.
-    pub revision: u64,
+    revision: u64,
 }
 
 impl TenantState {
     pub fn new(limits: Limits) -> Self {
         TenantState { facts: FactBase::new(limits), ..Default::default() }
+    }
+
+    /// The fact base the queries read (derived views are cached inside).
+    pub fn facts(&self) -> &FactBase {
+        &self.facts
+    }
+
+    /// The attributes of a declared object.
+    pub fn object(&self, o: &ObjectRef) -> Option<&serde_json::Value> {
+        self.objects.get(o)
+    }
+
+    /// Every declared object with its attributes, sorted.
+    pub fn objects(&self) -> impl Iterator<Item = (&ObjectRef, &serde_json::Value)> {
+        self.objects.iter()
+    }
+
+    /// The suspension of a subject, if it is suspended.
+    pub fn suspension(&self, s: &ObjectRef) -> Option<&Suspension> {
+        self.suspensions.get(s)
+    }
+
+    pub fn is_suspended(&self, s: &ObjectRef) -> bool {
+        self.suspensions.contains_key(s)
+    }
+
+    /// Every suspension, sorted by subject.
+    pub fn suspensions(&self) -> impl Iterator<Item = (&ObjectRef, &Suspension)> {
+        self.suspensions.iter()
+    }
+
+    /// Access tokens and application client credentials.
+    pub fn tokens(&self) -> &TokenIndex {
+        &self.tokens
+    }
+
+    /// SCIM bearer tokens.
+    pub fn scim_tokens(&self) -> &scim_tokens::ScimTokenIndex {
+        &self.scim_tokens
+    }
+
+    /// Revision of the last write applied to this tenant.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// Does the tuple exist now?
@@ -256,6 +344,8 @@ impl TenantState {
                 fb.set_suspended(o, false);
                 self.suspensions.remove(o);
             }
+            Change::Token(c) => self.tokens.apply(c),
+            Change::ScimToken(c) => self.scim_tokens.apply(c),
         }
     }
 
@@ -388,6 +478,9 @@ pub struct Holdfast {
     /// Client id → tenant, for callers that authenticate with client
     /// credentials alone (token introspection and revocation).
     clients: RwLock<HashMap<String, String>>,
+    /// The change feed of a memory-only instance (with a store, the store's
+    /// change log is the feed).
+    memory_log: std::sync::Mutex<MemoryLog>,
 }
 
 impl Holdfast {
@@ -399,6 +492,7 @@ impl Holdfast {
             revision: AtomicU64::new(0),
             limits: Limits::default(),
             clients: RwLock::default(),
+            memory_log: Default::default(),
         }
     }
 
@@ -411,29 +505,9 @@ impl Holdfast {
     pub fn open(dir: &Path, durability: Durability) -> Result<Self, ServiceError> {
         let store = Store::open(dir, durability)?;
         let revision = store.revision();
-        let hf = Holdfast {
-            store: None,
-            tenants: RwLock::default(),
-            revision: AtomicU64::new(revision),
-            limits: Limits::default(),
-            clients: RwLock::default(),
-        };
+        let mut hf = Holdfast { revision: AtomicU64::new(revision), ..Holdfast::in_memory() };
         let mut by_tenant: BTreeMap<String, Vec<Change>> = BTreeMap::new();
-        let mut token_records: BTreeMap<String, Vec<TokenChange>> = BTreeMap::new();
-        let mut scim_records: BTreeMap<String, Vec<scim_tokens::ScimTokenChange>> = BTreeMap::new();
         for (tenant, key, value) in store.scan_all()? {
-            if let Some(t) = scim_tokens::decode_record(&key, &value) {
-                let t =
-                    t.map_err(|reason| ServiceError::Corrupt { tenant: tenant.clone(), key: key.clone(), reason })?;
-                scim_records.entry(tenant).or_default().push(t);
-                continue;
-            }
-            if let Some(t) = tokens::decode_record(&key, &value) {
-                let t =
-                    t.map_err(|reason| ServiceError::Corrupt { tenant: tenant.clone(), key: key.clone(), reason })?;
-                token_records.entry(tenant).or_default().push(t);
-                continue;
-            }
             let change = decode_record(&key, &value).map_err(|reason| ServiceError::Corrupt {
                 tenant: tenant.clone(),
                 key: key.clone(),
@@ -443,46 +517,25 @@ impl Holdfast {
         }
         {
             let mut tenants = hf.tenants.write().unwrap_or_else(|p| p.into_inner());
+            let mut clients = hf.clients.write().unwrap_or_else(|p| p.into_inner());
             for (name, changes) in by_tenant {
                 let mut st = TenantState::new(hf.limits);
                 for c in records::load_order(changes) {
+                    if let Change::Token(TokenChange::PutClient(r)) = &c {
+                        clients.insert(r.client_id.clone(), name.clone());
+                    }
                     st.apply(&c);
                 }
                 st.revision = revision;
                 tenants.insert(name.clone(), Arc::new(Tenant { name, state: RwLock::new(st) }));
             }
-            let mut clients = hf.clients.write().unwrap_or_else(|p| p.into_inner());
-            for (name, records) in token_records {
-                let t = tenants.entry(name.clone()).or_insert_with(|| {
-                    let st = TenantState { revision, ..TenantState::new(hf.limits) };
-                    Arc::new(Tenant { name: name.clone(), state: RwLock::new(st) })
-                });
-                let mut st = t.write();
-                for r in &records {
-                    if let TokenChange::PutClient(c) = r {
-                        clients.insert(c.client_id.clone(), name.clone());
-                    }
-                    st.tokens.apply(r);
-                }
-            }
-            for (name, records) in scim_records {
-                let t = tenants.entry(name.clone()).or_insert_with(|| {
-                    let st = TenantState { revision, ..TenantState::new(hf.limits) };
-                    Arc::new(Tenant { name: name.clone(), state: RwLock::new(st) })
-                });
-                let mut st = t.write();
-                records.iter().for_each(|r| st.scim_tokens.apply(r));
-            }
         }
-        Ok(Holdfast { store: Some(store), ..hf })
+        hf.store = Some(store);
+        Ok(hf)
     }
 
     pub fn has_store(&self) -> bool {
         self.store.is_some()
-    }
-
-    pub fn store(&self) -> Option<&Store> {
-        self.store.as_ref()
     }
 
     /// The last revision applied (global across tenants).
@@ -512,7 +565,8 @@ impl Holdfast {
     }
 
     /// Validates and applies a batch atomically: all of it or nothing.
-    /// Returns the revision the batch produced.
+    /// Returns the revision the batch produced. A blind write: for a change
+    /// computed from the current state, use [`Holdfast::write_with`].
     pub fn write(
         &self,
         tenant: &str,
@@ -529,7 +583,8 @@ impl Holdfast {
         self.commit_locked(tenant, &mut st, &changes, preconditions, actor, at_unix_ms)
     }
 
-    /// A read-modify-write as one batch: `f` computes the changes from the
+    /// A read-modify-write as one batch — the one door for every change
+    /// computed from the current state: `f` computes the changes from the
     /// tenant's state under its write lock (nothing can change in between);
     /// they are validated and committed like [`Holdfast::write`]. When `f`
     /// answers no changes, nothing is committed (`None`).
@@ -553,7 +608,24 @@ impl Holdfast {
         Ok((Some(revision), out))
     }
 
-    /// Validates, commits and applies a batch under the tenant's write lock.
+    /// Writes token and credential changes of an existing tenant atomically
+    /// (one batch, one revision, like every other change).
+    pub fn write_tokens(
+        &self,
+        tenant: &str,
+        changes: Vec<TokenChange>,
+        actor: &str,
+        at_unix_ms: u64,
+    ) -> Result<u64, WriteError> {
+        if self.tenant(tenant).is_none() {
+            return Err(WriteError::BadObject(format!("tenant:{tenant}"), "unknown tenant".into()));
+        }
+        self.write(tenant, changes.into_iter().map(Change::Token).collect(), &[], actor, at_unix_ms)
+    }
+
+    /// The one commit path: validates, commits and applies a batch under
+    /// the tenant's write lock (the store assigns its revision; memory is
+    /// changed only after the store accepted the whole batch).
     fn commit_locked(
         &self,
         tenant: &str,
@@ -569,8 +641,27 @@ impl Holdfast {
                 let ops: Vec<_> = changes.iter().map(encode_change).collect();
                 store.commit(tenant, actor, at_unix_ms, &ops)?
             }
-            None => self.revision.load(Ordering::Acquire) + 1,
+            None => {
+                let revision = self.revision.load(Ordering::Acquire) + 1;
+                let entry = ChangeEntry { revision, at_unix_ms, actor: actor.to_string(), changes: changes.to_vec() };
+                self.memory_log.lock().unwrap_or_else(|p| p.into_inner()).push(tenant, entry);
+                revision
+            }
         };
+        if changes.iter().any(|c| matches!(c, Change::Token(_))) {
+            let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
+            for c in changes {
+                match c {
+                    Change::Token(TokenChange::PutClient(r)) => {
+                        clients.insert(r.client_id.clone(), tenant.to_string());
+                    }
+                    Change::Token(TokenChange::DeleteClient(id)) => {
+                        clients.remove(id);
+                    }
+                    _ => {}
+                }
+            }
+        }
         for c in changes {
             st.apply(c);
         }
@@ -579,45 +670,33 @@ impl Holdfast {
         Ok(revision)
     }
 
-    /// Writes token and credential changes of an existing tenant atomically,
-    /// like [`Holdfast::write`]: one store commit, one revision, applied to
-    /// memory under the tenant's write lock. Returns the revision.
-    pub fn write_tokens(
-        &self,
-        tenant: &str,
-        changes: Vec<TokenChange>,
-        actor: &str,
-        at_unix_ms: u64,
-    ) -> Result<u64, WriteError> {
-        let t = self
-            .tenant(tenant)
-            .ok_or_else(|| WriteError::BadObject(format!("tenant:{tenant}"), "unknown tenant".into()))?;
-        let mut st = t.write();
-        let revision = match &self.store {
-            Some(store) => {
-                let ops: Vec<_> = changes.iter().map(tokens::encode).collect();
-                store.commit(tenant, actor, at_unix_ms, &ops)?
+    /// The batches committed to `tenant` after revision `since`, oldest
+    /// first, at most `limit` of them: the change feed, with or without a
+    /// store.
+    pub fn changes(&self, tenant: &str, since: u64, limit: usize) -> Result<Vec<ChangeEntry>, ServiceError> {
+        let Some(store) = &self.store else {
+            let log = self.memory_log.lock().unwrap_or_else(|p| p.into_inner());
+            if since < log.dropped_through {
+                return Err(ServiceError::ChangesTruncated { since, oldest: log.dropped_through });
             }
-            None => self.revision.load(Ordering::Acquire) + 1,
+            return Ok(log
+                .entries
+                .iter()
+                .filter(|(t, e)| t == tenant && e.revision > since)
+                .take(limit)
+                .map(|(_, e)| e.clone())
+                .collect());
         };
-        {
-            let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
-            for c in &changes {
-                match c {
-                    TokenChange::PutClient(r) => {
-                        clients.insert(r.client_id.clone(), tenant.to_string());
-                    }
-                    TokenChange::DeleteClient(id) => {
-                        clients.remove(id);
-                    }
-                    _ => {}
-                }
-                st.tokens.apply(c);
-            }
-        }
-        st.revision = revision;
-        self.revision.fetch_max(revision, Ordering::AcqRel);
-        Ok(revision)
+        store
+            .changes(tenant, since, limit)?
+            .into_iter()
+            .map(|c| {
+                let changes = c.ops.iter().map(decode_op).collect::<Result<Vec<_>, _>>().map_err(|reason| {
+                    ServiceError::Corrupt { tenant: tenant.to_string(), key: format!("change {}", c.revision), reason }
+                })?;
+                Ok(ChangeEntry { revision: c.revision, at_unix_ms: c.at_unix_ms, actor: c.actor, changes })
+            })
+            .collect()
     }
 
     /// The tenant a client id belongs to.

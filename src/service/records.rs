@@ -44,11 +44,19 @@ pub fn encode_change(c: &Change) -> Op {
             Op::Put { key: format!("s/{o}"), value: serde_json::to_vec(s).unwrap_or_else(|_| b"{}".to_vec()) }
         }
         Change::Reactivate(o) => Op::Delete { key: format!("s/{o}") },
+        Change::Token(c) => super::tokens::encode(c),
+        Change::ScimToken(c) => super::scim_tokens::encode(c),
     }
 }
 
 /// Decodes a stored record back into the change that wrote it.
 pub fn decode_record(key: &str, value: &[u8]) -> Result<Change, String> {
+    if let Some(c) = super::scim_tokens::decode_record(key, value) {
+        return c.map(Change::ScimToken);
+    }
+    if let Some(c) = super::tokens::decode_record(key, value) {
+        return c.map(Change::Token);
+    }
     if let Some(t) = key.strip_prefix("t/") {
         let tuple = Tuple::parse(t).map_err(|e| e.to_string())?;
         let v: TupleValue = serde_json::from_slice(value).map_err(|e| e.to_string())?;
@@ -70,6 +78,12 @@ pub fn decode_record(key: &str, value: &[u8]) -> Result<Change, String> {
 /// Decodes one change-log operation back into the change that wrote it
 /// (a delete names only its key, so it decodes to the matching removal).
 pub fn decode_op(op: &Op) -> Result<Change, String> {
+    if let Some(c) = super::scim_tokens::decode_op(op) {
+        return c.map(Change::ScimToken);
+    }
+    if let Some(c) = super::tokens::decode_op(op) {
+        return c.map(Change::Token);
+    }
     match op {
         Op::Put { key, value } => decode_record(key, value),
         Op::Delete { key } => {

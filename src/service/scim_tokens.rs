@@ -13,13 +13,12 @@
 //! in the change log by id (never by value).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Holdfast, WriteError};
+use super::{Change, Holdfast, WriteError};
 use crate::model::Timestamp;
 use crate::store::Op;
 
@@ -143,8 +142,7 @@ pub fn decode_op(op: &Op) -> Option<Result<ScimTokenChange, String>> {
 
 impl Holdfast {
     /// Writes SCIM token changes of a tenant (created if new) atomically,
-    /// like [`Holdfast::write`]: one store commit, one revision, applied to
-    /// memory under the tenant's write lock. Returns the revision.
+    /// through the one commit path.
     pub fn write_scim_tokens(
         &self,
         tenant: &str,
@@ -152,21 +150,7 @@ impl Holdfast {
         actor: &str,
         at_unix_ms: u64,
     ) -> Result<u64, WriteError> {
-        let t = self.tenant_or_create(tenant);
-        let mut st = t.write();
-        let revision = match &self.store {
-            Some(store) => {
-                let ops: Vec<_> = changes.iter().map(encode).collect();
-                store.commit(tenant, actor, at_unix_ms, &ops)?
-            }
-            None => self.revision.load(Ordering::Acquire) + 1,
-        };
-        for c in &changes {
-            st.scim_tokens.apply(c);
-        }
-        st.revision = revision;
-        self.revision.fetch_max(revision, Ordering::AcqRel);
-        Ok(revision)
+        self.write(tenant, changes.into_iter().map(Change::ScimToken).collect(), &[], actor, at_unix_ms)
     }
 }
 

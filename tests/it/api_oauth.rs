@@ -526,13 +526,13 @@ async fn tokens_and_credentials_survive_a_restart_and_are_stored_hashed() {
     drop(c);
     server.shutdown().await.unwrap();
 
-    let hf = holdfast::service::Holdfast::open(dir.path(), holdfast::store::Durability::Sync).unwrap();
-    for (_, key, value) in hf.store().unwrap().scan_all().unwrap() {
+    let store = holdfast::store::Store::open(dir.path(), holdfast::store::Durability::Sync).unwrap();
+    for (_, key, value) in store.scan_all().unwrap() {
         let v = String::from_utf8_lossy(&value);
         assert!(!key.contains(&token[6..]) && !v.contains(&token[6..]), "raw token stored in `{key}`");
         assert!(!key.contains(&secret[6..]) && !v.contains(&secret[6..]), "raw secret stored in `{key}`");
     }
-    drop(hf);
+    drop(store);
     let hf = holdfast::service::Holdfast::open(dir.path(), holdfast::store::Durability::Sync).unwrap();
     let config = holdfast::api::ApiConfig { clock: fixed_now, ..Default::default() };
     let state = holdfast::api::AppState::with_config(std::sync::Arc::new(hf), super::api_support::keys(), config);

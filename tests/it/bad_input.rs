@@ -41,7 +41,7 @@ fn unknown_relations_roles_and_apps_reject_the_whole_batch() {
         let t = hf.tenant("t").unwrap();
         let st = t.read();
         assert!(!st.tuple_exists(&tuple("group:eng#member@user:ok")), "nothing of a rejected batch lands");
-        assert_eq!(st.revision, rev);
+        assert_eq!(st.revision(), rev);
     }
     // Conditions only on bindings.
     let e = hf

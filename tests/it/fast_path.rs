@@ -18,7 +18,7 @@ fn fast_path_equals_uncached_and_explain_on_generated_workloads() {
         hf.write("g", workload::generate(&shape), &[], "test", 0).unwrap();
         let t = hf.tenant("g").unwrap();
         let st = t.read();
-        let fb = &st.facts;
+        let fb = &st.facts();
         let mut rng = SmallRng::seed_from_u64(seed);
         let now = Timestamp(1_800_000_000);
         let mut allows = 0;

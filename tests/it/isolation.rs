@@ -68,7 +68,7 @@ fn keyless(path: &str) -> bool {
 async fn snapshot(s: &AppState) -> (u64, Value, Value) {
     let (_, _, tuples) = call(s, "GET", "/v1/tenants/acme/tuples?page_size=1000", Some(ADMIN), None).await;
     let (_, _, changes) = call(s, "GET", "/v1/tenants/acme/changes?limit=1000", Some(ADMIN), None).await;
-    let rev = s.holdfast().tenant("acme").unwrap().read().revision;
+    let rev = s.holdfast().tenant("acme").unwrap().read().revision();
     (rev, tuples["tuples"].clone(), changes["changes"].clone())
 }
 

@@ -12,6 +12,7 @@ mod fuzz_regressions;
 mod hostile;
 mod isolation;
 mod listing;
+mod one_door;
 mod policy_api;
 mod policy_assertions;
 mod policy_diff;

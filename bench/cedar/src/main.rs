@@ -215,7 +215,7 @@ fn run(a: &Args) -> Result<bool, String> {
     let tenant = hf.tenant(&tenant_name).ok_or("the policy's tenant is missing")?;
     let build_secs = t.elapsed().as_secs_f64();
     let st = tenant.read();
-    let fb = &st.facts;
+    let fb = &st.facts();
     println!(
         "holdfast: {} tuples loaded in {:.2} s, +{:.0} MiB resident",
         fb.tuple_count(),

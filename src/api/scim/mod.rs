@@ -181,7 +181,7 @@ impl FromRequestParts<AppState> for ScimCaller {
             state.holdfast().tenant(&tenant).ok_or_else(|| unauth("the SCIM token is not valid for this tenant"))?;
         let token_id = t
             .read()
-            .scim_tokens
+            .scim_tokens()
             .authenticate(token)
             .map(str::to_string)
             .ok_or_else(|| unauth("the SCIM token is not valid for this tenant"))?;

@@ -111,7 +111,7 @@ fn str_attr<'a>(attrs: Option<&'a Value>, key: &str) -> Option<&'a str> {
 /// was not provisioned over SCIM — the ones derived from its Holdfast
 /// attributes (`userName` = email, else id; `displayName` = name, else id).
 fn stored(st: &TenantState, kind: Kind, id: &str) -> Map<String, Value> {
-    let attrs = st.objects.get(&kind.object(id));
+    let attrs = st.object(&kind.object(id));
     if let Some(Value::Object(doc)) = attrs.and_then(|a| a.get("scim")) {
         return doc.clone();
     }
@@ -147,8 +147,8 @@ fn document(st: &TenantState, base: &str, kind: Kind, id: &str) -> Map<String, V
     doc.insert("id".into(), json!(id));
     match kind {
         Kind::User => {
-            let suspended = st.suspensions.contains_key(&o);
-            let unset = st.objects.get(&o).and_then(|a| a.get("scim_active_unset")) == Some(&json!(true));
+            let suspended = st.is_suspended(&o);
+            let unset = st.object(&o).and_then(|a| a.get("scim_active_unset")) == Some(&json!(true));
             if suspended || !unset {
                 doc.insert("active".into(), json!(!suspended));
             }
@@ -195,7 +195,7 @@ fn render(st: &TenantState, base: &str, kind: Kind, id: &str) -> Value {
         schemas.push(json!(ENTERPRISE_SCHEMA));
     }
     let mut meta = json!({"resourceType": kind.name(), "location": format!("{base}/{}/{id}", kind.endpoint())});
-    if let Some(Value::Object(m)) = st.objects.get(&kind.object(id)).and_then(|a| a.get("scim_meta")) {
+    if let Some(Value::Object(m)) = st.object(&kind.object(id)).and_then(|a| a.get("scim_meta")) {
         for (k, v) in m {
             meta[k] = v.clone();
         }
@@ -359,7 +359,7 @@ async fn list(
     let base = base_url(&state, &caller.tenant);
     let body = blocking(move || {
         let st = tenant.read();
-        let fb = &st.facts;
+        let fb = &st.facts();
         let ids: Vec<(Kind, String)> = kinds
             .iter()
             .flat_map(|&kind| {
@@ -432,8 +432,7 @@ fn writable(kind: Kind, mut doc: Map<String, Value>) -> Map<String, Value> {
 
 fn meta_attrs(st: &TenantState, o: &ObjectRef, now: Timestamp) -> Value {
     let created = st
-        .objects
-        .get(o)
+        .object(o)
         .and_then(|a| a.get("scim_meta"))
         .and_then(|m| m.get("created"))
         .cloned()
@@ -468,8 +467,8 @@ fn user_changes(
         Some(v) => return Err(ScimError::bad("invalidValue", format!("`active` is a boolean, not `{v}`"))),
     };
     let user_name = required_string(&doc, "userName")?;
-    let taken = st.facts.nodes_of(NodeKind::User).into_iter().any(|n| {
-        let other = st.facts.node_name(n).strip_prefix("user:").unwrap_or("");
+    let taken = st.facts().nodes_of(NodeKind::User).into_iter().any(|n| {
+        let other = st.facts().node_name(n).strip_prefix("user:").unwrap_or("");
         other != id
             && stored(st, Kind::User, other)
                 .get("userName")
@@ -500,7 +499,7 @@ fn user_changes(
     let mut attrs = json!({"name": name, "scim_meta": meta_attrs(st, &o, now)});
     // A PATCH that removes `active` lifts a suspension and leaves the
     // attribute unset (absent) until it is set again.
-    let was_unset = st.objects.get(&o).and_then(|a| a.get("scim_active_unset")) == Some(&json!(true));
+    let was_unset = st.object(&o).and_then(|a| a.get("scim_active_unset")) == Some(&json!(true));
     let active = if active_removed { Some(true) } else { active };
     if active_removed || (was_unset && active.is_none()) {
         attrs["scim_active_unset"] = json!(true);
@@ -510,7 +509,7 @@ fn user_changes(
     }
     attrs["scim"] = Value::Object(doc);
     let mut changes = vec![Change::PutObject(o.clone(), attrs)];
-    let suspended = st.suspensions.contains_key(&o);
+    let suspended = st.is_suspended(&o);
     match active {
         Some(false) if !suspended => {
             changes.push(Change::Suspend(o, Suspension { reason: format!("deactivated over SCIM ({actor})"), at: now }))
@@ -719,7 +718,7 @@ async fn delete(state: AppState, caller: ScimCaller, kind: Kind, id: String, q: 
             }
         }
         let mut changes: Vec<Change> = st.tuples_naming(&o).into_iter().map(Change::DeleteTuple).collect();
-        if st.suspensions.contains_key(&o) {
+        if st.is_suspended(&o) {
             changes.push(Change::Reactivate(o.clone()));
         }
         changes.push(Change::DeleteObject(o));

@@ -68,7 +68,7 @@ async fn list(State(state): State<AppState>, auth: TenantRead) -> Result<axum::J
     let revision = state.visible(None)?;
     let tenant = state.tenant(&auth.tenant)?;
     let st = tenant.read();
-    let tokens = st.scim_tokens.list().map(|r| TokenOut { id: r.id.clone(), created_at: r.created_at }).collect();
+    let tokens = st.scim_tokens().list().map(|r| TokenOut { id: r.id.clone(), created_at: r.created_at }).collect();
     Ok(axum::Json(TokenList { tokens, revision }))
 }
 
@@ -77,7 +77,7 @@ async fn revoke(
     auth: TenantWrite,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<axum::Json<Written>, ApiError> {
-    if state.tenant(&auth.tenant)?.read().scim_tokens.get(&id).is_none() {
+    if state.tenant(&auth.tenant)?.read().scim_tokens().get(&id).is_none() {
         return Err(ApiError::not_found("SCIM token", &id));
     }
     let revision = write(&state, &auth, vec![ScimTokenChange::Delete(id)]).await?;
