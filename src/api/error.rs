@@ -242,6 +242,7 @@ impl From<WriteError> for ApiError {
             WriteError::Precondition { .. } => ErrorCode::PreconditionFailed,
             WriteError::InUse(..) => ErrorCode::InUse,
             WriteError::TooLarge(..) => ErrorCode::BatchTooLarge,
+            WriteError::InvalidConditions { .. } => ErrorCode::InvalidConditions,
             WriteError::Store(_) => ErrorCode::StorageError,
         };
         ApiError::new(code, e.to_string())

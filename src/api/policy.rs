@@ -78,7 +78,7 @@ impl From<DiffError> for Reject {
         match e {
             DiffError::Policy(p) => p.into(),
             DiffError::Engine(e) => Reject::Api(ApiError::new(ErrorCode::LimitExceeded, e.to_string())),
-            DiffError::Load { .. } => Reject::Api(ApiError::internal(e)),
+            DiffError::Load { .. } | DiffError::Worker(_) => Reject::Api(ApiError::internal(e)),
         }
     }
 }
@@ -200,6 +200,10 @@ pub struct ApplyQuery {
     pub name: Option<String>,
     #[serde(default)]
     pub fan_out: Option<usize>,
+    /// Apply even if it removes every role or application or more than half
+    /// of the bindings (the diff's `mass_removal` risk).
+    #[serde(default)]
+    pub allow_mass_removal: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -260,6 +264,7 @@ async fn apply_policy(
     let hf = std::sync::Arc::clone(state.holdfast());
     let (tenant, actor) = (auth.tenant.clone(), auth.caller.name.clone());
     let dry_run = q.dry_run;
+    let allow_mass_removal = q.allow_mass_removal;
     let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let base_name = format!("tenant:{tenant}");
     let mut out = blocking(move || -> Result<Result<ApplyResponse, Reject>, ApiError> {
@@ -291,6 +296,17 @@ async fn apply_policy(
             };
             if dry_run || !answer.gate.is_empty() {
                 return Ok(Ok(answer));
+            }
+            let mass: Vec<&str> =
+                answer.diff.risks.iter().filter(|r| r.flag == diff::MASS_REMOVAL).map(|r| r.message.as_str()).collect();
+            if !mass.is_empty() && !allow_mass_removal {
+                return Err(ApiError::new(
+                    ErrorCode::MassRemoval,
+                    format!(
+                        "the apply {}; nothing was applied (check the file, or pass `allow_mass_removal=true`)",
+                        mass.join(", ")
+                    ),
+                ));
             }
             let written = hf.write_with(&tenant, &actor, at_ms, |st| {
                 if st.revision() != seen {

@@ -151,8 +151,9 @@ pub struct TupleObject {
     pub object: String,
     pub relation: String,
     pub subject: String,
+    /// Parsed by [`Conditions::from_json`], so every error names its field.
     #[serde(default)]
-    pub conditions: Option<Conditions>,
+    pub conditions: Option<serde_json::Value>,
 }
 
 impl<'de> Deserialize<'de> for TupleIn {
@@ -180,7 +181,7 @@ impl TupleIn {
                 let object = ObjectRef::parse(&o.object).map_err(bad)?;
                 let subject = ObjectRef::parse(&o.subject).map_err(bad)?;
                 let t = Tuple::parse(&format!("{object}#{}@{subject}", o.relation)).map_err(bad)?;
-                Ok((t, o.conditions.clone()))
+                Ok((t, o.conditions.as_ref().map(conditions_from_json).transpose()?))
             }
         }
     }
@@ -300,11 +301,20 @@ pub struct Listing<T> {
     pub revision: Revision,
 }
 
+/// Conditions from a request body: 422 `invalid_conditions` naming the field.
+pub fn conditions_from_json(v: &serde_json::Value) -> Result<Conditions, ApiError> {
+    Conditions::from_json(v).map_err(invalid_conditions)
+}
+
+pub fn invalid_conditions(e: crate::model::ConditionError) -> ApiError {
+    ApiError::new(ErrorCode::InvalidConditions, format!("`conditions.{}`: {}", e.field, e.message))
+}
+
 /// Conditions of a new binding: `conditions`, plus the validity window given
 /// at the top level (`expires_in` is relative to the server clock).
 #[derive(Debug, Default)]
 pub struct Window {
-    pub conditions: Option<Conditions>,
+    pub conditions: Option<serde_json::Value>,
     pub expires_at: Option<Timestamp>,
     pub expires_in: Option<String>,
     pub not_before: Option<Timestamp>,
@@ -313,7 +323,7 @@ pub struct Window {
 impl Window {
     /// The binding's conditions (`None` when there are none).
     pub fn resolve(self, clock: Timestamp) -> Result<Option<Conditions>, ApiError> {
-        let mut c = self.conditions.unwrap_or_default();
+        let mut c = self.conditions.as_ref().map(conditions_from_json).transpose()?.unwrap_or_default();
         let expires_in = match &self.expires_in {
             Some(d) => {
                 Some(clock.plus(parse_duration(d).map_err(|m| ApiError::invalid(format!("`expires_in`: {m}")))?))
@@ -337,11 +347,7 @@ impl Window {
         }
         c.expires_at = c.expires_at.or(self.expires_at).or(expires_in);
         c.not_before = c.not_before.or(self.not_before);
-        if let (Some(nb), Some(exp)) = (c.not_before, c.expires_at) {
-            if nb >= exp {
-                return Err(ApiError::invalid(format!("`not_before` ({nb}) is not before the expiry ({exp})")));
-            }
-        }
+        c.validate().map_err(invalid_conditions)?;
         Ok((!c.is_empty()).then_some(c))
     }
 }
@@ -355,7 +361,7 @@ pub struct BindingIn {
     #[serde(default)]
     pub application: Option<String>,
     #[serde(default)]
-    pub conditions: Option<Conditions>,
+    pub conditions: Option<serde_json::Value>,
     #[serde(default)]
     pub expires_at: Option<Timestamp>,
     #[serde(default)]
@@ -372,7 +378,7 @@ pub struct RoleBindingIn {
     #[serde(default)]
     pub application: Option<String>,
     #[serde(default)]
-    pub conditions: Option<Conditions>,
+    pub conditions: Option<serde_json::Value>,
     #[serde(default)]
     pub expires_at: Option<Timestamp>,
     #[serde(default)]

@@ -367,6 +367,10 @@ pub struct ApplyArgs {
     /// Compute the batch and the access diff; apply nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Apply even when the file removes every role or application, or more
+    /// than half of the bindings (refused by default: `mass_removal`).
+    #[arg(long)]
+    allow_mass_removal: bool,
     /// The API key (default: `HOLDFAST_API_KEY`).
     #[arg(long)]
     key: Option<String>,
@@ -415,6 +419,9 @@ pub fn apply(a: &ApplyArgs) -> Result<ExitCode, String> {
         format!("/v1/tenants/{}/policy?format={format}&name={}&dry_run={}", encode(&tenant), encode(&name), a.dry_run);
     if !a.fail_on.is_empty() {
         path.push_str(&format!("&fail_on={}", encode(&a.fail_on.join(","))));
+    }
+    if a.allow_mass_removal {
+        path.push_str("&allow_mass_removal=true");
     }
     let is_json = a.file.extension().is_some_and(|x| x.eq_ignore_ascii_case("json"));
     let auth = format!("Bearer {key}");

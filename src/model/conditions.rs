@@ -230,6 +230,93 @@ impl Conditions {
     }
 }
 
+/// A binding's conditions that are malformed or could never hold. The one
+/// statement of what a valid set of conditions is: the API, policy files and
+/// the store decode all use [`Conditions::from_json`] / [`Conditions::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}`: {message}")]
+pub struct ConditionError {
+    /// The offending field, e.g. `ip.allow` or `not_before`.
+    pub field: String,
+    pub message: String,
+}
+
+impl ConditionError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConditionError { field: field.into(), message: message.into() }
+    }
+}
+
+/// Why an empty IP allow-list is refused.
+pub const EMPTY_ALLOW: &str =
+    "an empty allow-list admits no address, so the binding could never be used (remove `ip` to allow any address)";
+
+/// The keys a conditions object may have.
+pub const CONDITION_KEYS: &[&str] = &["mfa", "ip", "not_before", "expires_at"];
+const MFA_KEYS: &[&str] = &["required", "max_age"];
+const IP_KEYS: &[&str] = &["allow"];
+
+fn known_keys(v: &serde_json::Value, prefix: &str, keys: &[&str]) -> Result<(), ConditionError> {
+    let field = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+    let serde_json::Value::Object(m) = v else {
+        let what = if prefix.is_empty() { "conditions" } else { prefix };
+        return Err(ConditionError::new(what, "must be an object"));
+    };
+    match m.keys().find(|k| !keys.contains(&k.as_str())) {
+        Some(k) => Err(ConditionError::new(field(k), format!("unknown key (expected one of {})", keys.join(", ")))),
+        None => Ok(()),
+    }
+}
+
+impl Conditions {
+    /// Parses conditions from JSON, naming the offending field on error,
+    /// and validates them ([`Conditions::validate`]).
+    pub fn from_json(v: &serde_json::Value) -> Result<Conditions, ConditionError> {
+        known_keys(v, "", CONDITION_KEYS)?;
+        if let Some(m) = v.get("mfa") {
+            known_keys(m, "mfa", MFA_KEYS)?;
+        }
+        if let Some(ip) = v.get("ip") {
+            known_keys(ip, "ip", IP_KEYS)?;
+        }
+        let field = |k: &str| -> Result<(), ConditionError> {
+            match v.get(k) {
+                None => Ok(()),
+                Some(x) => {
+                    let r = match k {
+                        "mfa" => MfaCondition::deserialize(x).map(drop),
+                        "ip" => IpCondition::deserialize(x).map(drop),
+                        _ => Option::<Timestamp>::deserialize(x).map(drop),
+                    };
+                    r.map_err(|e| ConditionError::new(k, e.to_string()))
+                }
+            }
+        };
+        CONDITION_KEYS.iter().try_for_each(|k| field(k))?;
+        let c = Conditions::deserialize(v).map_err(|e| ConditionError::new("conditions", e.to_string()))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Refuses conditions that could never hold: an empty IP allow-list
+    /// admits no address; a validity window whose start is not before its
+    /// end admits no time.
+    pub fn validate(&self) -> Result<(), ConditionError> {
+        if self.ip.as_ref().is_some_and(|ip| ip.allow.is_empty()) {
+            return Err(ConditionError::new("ip.allow", EMPTY_ALLOW));
+        }
+        if let (Some(nb), Some(exp)) = (self.not_before, self.expires_at) {
+            if nb >= exp {
+                return Err(ConditionError::new(
+                    "not_before",
+                    format!("`not_before` ({nb}) is not before `expires_at` ({exp}): the binding could never apply"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Why a binding's conditions failed for good (step-up would not help).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Unmet {

@@ -5,7 +5,7 @@ pub mod conditions;
 pub mod schema;
 mod tuple;
 
-pub use conditions::{CondOutcome, Conditions, Context, MfaCondition, MfaContext, Timestamp};
+pub use conditions::{CondOutcome, ConditionError, Conditions, Context, MfaCondition, MfaContext, Timestamp};
 pub use schema::Schema;
 pub use tuple::{ObjectRef, ObjectType, ParseError, Tuple};
 

@@ -91,6 +91,9 @@ pub enum DiffError {
     Load { file: String, message: String },
     #[error("{0}")]
     Engine(#[from] EngineError),
+    /// An evaluation worker panicked: the diff is unknown, never "no changes".
+    #[error("an evaluation worker failed ({0}); the diff is incomplete and was not produced")]
+    Worker(String),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -297,11 +300,60 @@ pub fn diff_facts(base: Side<'_>, head: Side<'_>, opts: &DiffOptions) -> Result<
     let t = Instant::now();
     let mut risks = structural_risks(base.fb, head.fb, &changed, &diffs, opts.fan_out);
     risks.extend(subject_risks(&diffs));
+    risks.extend(mass_removal_risks(base.changes, head.changes));
     risks.sort();
     timings.risks = t.elapsed();
 
     let summary = summarize(mode, subjects.len(), changed.len(), &diffs, risks.len());
     Ok(Diff { base: base.source.to_string(), head: head.source.to_string(), summary, risks, subjects: diffs, timings })
+}
+
+/// The risk flag of a change that removes most of a tenant.
+pub const MASS_REMOVAL: &str = "mass_removal";
+
+/// HEAD removes every role, every application, or more than half of the
+/// bindings BASE has: almost always a wrong file (a missing include, the
+/// wrong tenant), so the diff flags it and an apply refuses it unless told.
+pub fn mass_removal_risks(base: &[Change], head: &[Change]) -> Vec<Risk> {
+    fn counted(changes: &[Change]) -> [BTreeSet<String>; 3] {
+        let mut out: [BTreeSet<String>; 3] = Default::default();
+        for c in changes {
+            match c {
+                Change::PutObject(o, _) if o.ty == ObjectType::Role => {
+                    out[0].insert(o.id.clone());
+                }
+                Change::PutObject(o, _) if o.ty == ObjectType::Application => {
+                    out[1].insert(o.id.clone());
+                }
+                Change::PutTuple(t, _) if !matches!(t.relation.as_str(), "member" | "grants" | "supports") => {
+                    out[2].insert(t.to_string());
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+    let (b, h) = (counted(base), counted(head));
+    let mut risks = Vec::new();
+    for (i, what) in ["roles", "applications", "bindings"].into_iter().enumerate() {
+        let had = b[i].len();
+        // Roles and applications keep their ids when edited: removed = gone
+        // by id. A binding edited (e.g. moved to another application) is a
+        // new tuple, so bindings count net: how many are left.
+        let removed = if i < 2 { b[i].difference(&h[i]).count() } else { had.saturating_sub(h[i].len()) };
+        let mass = if i < 2 { had > 0 && removed == had } else { had > 0 && removed * 2 > had };
+        if mass {
+            let message = if had == 1 {
+                format!("removes the only {}", what.trim_end_matches('s'))
+            } else if removed == had {
+                format!("removes all {had} {what}")
+            } else {
+                format!("removes {removed} of {had} {what} (more than half)")
+            };
+            risks.push(Risk { flag: MASS_REMOVAL, subject: None, target: what.to_string(), message });
+        }
+    }
+    risks
 }
 
 fn summarize(mode: &'static str, evaluated: usize, tuples: usize, diffs: &[SubjectDiff], risks: usize) -> Summary {
@@ -535,22 +587,47 @@ fn evaluate_all(
     head: &FactBase,
     subjects: &[String],
     threads: usize,
-) -> Result<Vec<SubjectDiff>, EngineError> {
-    let per = subjects.len().div_ceil(threads.max(1)).max(1);
-    let parts: Vec<Result<Vec<SubjectDiff>, EngineError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = subjects
+) -> Result<Vec<SubjectDiff>, DiffError> {
+    in_parallel(subjects, threads, |s| diff_subject(base, head, s))
+}
+
+/// Runs `f` over `items` on up to `threads` scoped threads, in order. Fails
+/// closed: an error or a panicking worker fails the whole run (a lost chunk
+/// must never read as "nothing changed").
+fn in_parallel<I: Sync, T: Send>(
+    items: &[I],
+    threads: usize,
+    f: impl Fn(&I) -> Result<Option<T>, EngineError> + Sync,
+) -> Result<Vec<T>, DiffError> {
+    let per = items.len().div_ceil(threads.max(1)).max(1);
+    let f = &f;
+    let parts: Vec<Result<Vec<T>, DiffError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
             .chunks(per)
             .map(|chunk| {
                 scope.spawn(move || {
                     let mut out = Vec::new();
                     for s in chunk {
-                        out.extend(diff_subject(base, head, s)?);
+                        out.extend(f(s)?);
                     }
-                    Ok(out)
+                    Ok::<_, EngineError>(out)
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Ok(Vec::new()))).collect()
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(r) => r.map_err(DiffError::from),
+                Err(panic) => {
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "panic".to_string());
+                    Err(DiffError::Worker(why))
+                }
+            })
+            .collect()
     });
     let mut out = Vec::new();
     for p in parts {
@@ -903,6 +980,30 @@ pub fn assertion_risks(head: &Policy, base_fb: &FactBase, head_fb: &FactBase, no
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panicking_worker_fails_the_diff_instead_of_dropping_its_subjects() {
+        let items: Vec<u32> = (0..64).collect();
+        let ok = in_parallel(&items, 4, |&i| Ok(Some(i))).unwrap();
+        assert_eq!(ok, items, "all items, in order");
+        let r = in_parallel(&items, 4, |&i| {
+            if i == 40 {
+                panic!("injected failure at {i}");
+            }
+            Ok(Some(i))
+        });
+        match r {
+            Err(DiffError::Worker(why)) => assert!(why.contains("injected failure at 40"), "{why}"),
+            other => panic!("expected a worker failure, got {other:?}"),
+        }
+        let r = in_parallel(&items, 2, |&i| {
+            if i == 3 {
+                return Err(EngineError::LimitExceeded { subject: "user:x".into(), what: "depth", limit: 1 });
+            }
+            Ok(Some(i))
+        });
+        assert!(matches!(r, Err(DiffError::Engine(_))), "{r:?}");
+    }
     use crate::model::conditions::{parse_net, IpCondition, MfaCondition};
 
     fn mfa(age: Option<u64>) -> Conditions {

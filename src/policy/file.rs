@@ -54,6 +54,9 @@ pub mod codes {
     /// A malformed value with no more specific code (e.g. `resource` not an absolute URI).
     pub const INVALID_VALUE: &str = "invalid_value";
     pub const DUPLICATE: &str = "duplicate";
+    /// The file has no content (empty, whitespace or comments only): what
+    /// `curl --data-binary @missing.yaml` sends. Applying it would wipe the tenant.
+    pub const EMPTY_POLICY: &str = "empty_policy";
 }
 
 /// A value and where it was written.
@@ -291,6 +294,14 @@ pub fn parse_policy(text: &str) -> Result<PolicyFile, Vec<Finding>> {
             return Err(vec![Finding::error(code, e.span, e.message, hint)]);
         }
     };
+    if root.is_null() {
+        return Err(vec![Finding::error(
+            codes::EMPTY_POLICY,
+            root.span,
+            "the policy file is empty (no content, or only whitespace and comments); applied, it would remove every role, application and binding of the tenant".to_string(),
+            Some("check the file path; a policy that really declares nothing is written `{}`".to_string()),
+        )]);
+    }
     let mut cx = Checker { findings: Vec::new() };
     let file = cx.policy(&root);
     if cx.findings.iter().any(|f| f.severity == Severity::Error) {
@@ -748,16 +759,10 @@ impl Checker {
                 *slot = Some(t);
             }
         }
-        if let (Some(nb), Some(exp)) = (conditions.not_before, conditions.expires_at) {
-            if nb >= exp {
-                let span = f.get("not_before").map(|n| n.span).or(conditions_node.map(|n| n.span)).unwrap_or(item.span);
-                self.err(
-                    codes::INVALID_CONDITION,
-                    span,
-                    format!("`{path}` can never apply: `not_before` ({nb}) is not before `expires_at` ({exp})"),
-                    None,
-                );
-            }
+        // The model's one validator decides what can never hold.
+        if let Err(e) = conditions.validate() {
+            let span = f.get("not_before").map(|n| n.span).or(conditions_node.map(|n| n.span)).unwrap_or(item.span);
+            self.err(codes::INVALID_CONDITION, span, format!("`{path}.{}`: {}", e.field, e.message), None);
         }
         Some(BindingDecl {
             span: item.span,
@@ -852,7 +857,7 @@ impl Checker {
                         Some([]) => self.err(
                             codes::INVALID_CONDITION,
                             list.span,
-                            format!("`{ipath}.allow` is empty: no address could ever match"),
+                            format!("`{ipath}.allow`: {}", crate::model::conditions::EMPTY_ALLOW),
                             None,
                         ),
                         Some(items) => {

@@ -77,6 +77,8 @@ pub enum WriteError {
     BadObject(String, String),
     #[error("batch has {0} changes (at most {1})")]
     TooLarge(usize, usize),
+    #[error("`{tuple}`: `conditions.{}`: {}", .error.field, .error.message)]
+    InvalidConditions { tuple: String, error: crate::model::ConditionError },
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -407,6 +409,9 @@ impl TenantState {
                     }
                     if cond.is_some() && kind != TupleKind::Binding {
                         return Err(WriteError::ConditionsOnNonBinding(t.to_string()));
+                    }
+                    if let Some(c) = cond {
+                        c.validate().map_err(|e| WriteError::InvalidConditions { tuple: t.to_string(), error: e })?;
                     }
                 }
                 // Deleting a tuple that names a role no longer defined is

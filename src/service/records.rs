@@ -60,6 +60,9 @@ pub fn decode_record(key: &str, value: &[u8]) -> Result<Change, String> {
     if let Some(t) = key.strip_prefix("t/") {
         let tuple = Tuple::parse(t).map_err(|e| e.to_string())?;
         let v: TupleValue = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+        if let Some(c) = &v.conditions {
+            c.validate().map_err(|e| format!("conditions: {e}"))?;
+        }
         return Ok(Change::PutTuple(tuple, v.conditions));
     }
     if let Some(o) = key.strip_prefix("o/") {

@@ -353,11 +353,12 @@ async fn bindings_take_conditions_and_a_validity_window() {
     bad["conditions"] = json!({"mfaa": {"required": true}});
     let r = c.json("POST", &format!("{T}/bindings"), WRITER, &bad).await;
     assert_eq!(r.status, 422);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("unknown field `mfaa`"), "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "invalid_conditions", "{}", r.text());
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("`conditions.mfaa`: unknown key"), "{}", r.text());
     let mut bad = base.clone();
     bad["conditions"] = json!({"mfa": {"required": true, "max_ag": "15m"}});
     let r = c.json("POST", &format!("{T}/bindings"), WRITER, &bad).await;
-    assert!((r.status, r.text().contains("unknown field `max_ag`")) == (422, true), "{}", r.text());
+    assert!((r.status, r.text().contains("`conditions.mfa.max_ag`: unknown key")) == (422, true), "{}", r.text());
     let mut ok = base.clone();
     ok["expires_in"] = json!("4h");
     ok["not_before"] = json!("2026-06-01T01:00:00Z");

@@ -5,6 +5,7 @@ mod api_routes;
 mod api_snapshots;
 mod api_support;
 mod bad_input;
+mod conditions_validation;
 mod crash;
 mod engine_prop;
 mod fast_path;

@@ -397,7 +397,109 @@ async fn stateless_validate_test_and_diff() {
     let body = json!({"base": file("a", ""), "head": file("b", ""), "format": "html"});
     let (s, _, b) = call(&state, "POST", "/v1/policy/diff", Some(READER), Some(body)).await;
     assert_eq!((s, b["error"]["code"].clone()), (400, json!("invalid_parameter")), "{b}");
-    let body = json!({"base": file("a", ""), "head": file("b", "roles: 1\n")});
+    let body = json!({"base": file("a", "{}"), "head": file("b", "roles: 1\n")});
     let (s, _, b) = call(&state, "POST", "/v1/policy/diff", Some(READER), Some(body)).await;
     assert_eq!((s, b["error"]["findings"][0]["file"].clone()), (422, json!("b")), "{b}");
+}
+
+// ------------------------------------------- policy safety (issue 12)
+
+const EMPTIES: &[&str] = &["", "   \n\t\n", "# only a comment\n\n# and another\n"];
+
+/// An empty or whitespace-only body (what `curl --data-binary @missing.yaml`
+/// sends) is refused with `empty_policy`, and nothing changes.
+#[tokio::test]
+async fn an_empty_policy_is_refused_and_wipes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = empty_state(dir.path());
+    let (s, b) = put_policy(&state, "acme", "", ADMIN, &read(ACME)).await;
+    assert_eq!(s, 200, "{b}");
+    let before = revision(&state);
+    for text in EMPTIES {
+        for query in ["", "dry_run=true", "allow_mass_removal=true"] {
+            let (s, b) = put_policy(&state, "acme", query, ADMIN, text).await;
+            assert_eq!(s, 422, "{text:?} {query}: {b}");
+            let codes: Vec<&str> =
+                b["error"]["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+            assert_eq!(codes, ["empty_policy"], "{b}");
+        }
+        for (route, body) in [
+            ("validate", json!({"files": [file("p.yaml", text)]})),
+            ("test", json!({"files": [file("p.yaml", text)]})),
+            ("diff", json!({"base": file("acme.yaml", &read(ACME)), "head": file("p.yaml", text)})),
+        ] {
+            let (s, _, b) = call(&state, "POST", &format!("/v1/policy/{route}"), Some(READER), Some(body)).await;
+            assert!(b.to_string().contains("\"empty_policy\""), "{route} {s}: {b}");
+            // validate reports findings (200 with `errors`); test and diff refuse.
+            assert!(if route == "validate" { b["errors"] == 1 } else { s == 422 }, "{route} {s}: {b}");
+        }
+    }
+    assert_eq!(revision(&state), before);
+    assert_eq!(decision(&state, "user:bob", "github-mcp", "pr:write").await, "allow");
+}
+
+/// An apply that removes every role or application, or more than half of the
+/// bindings, is flagged `mass_removal` in the diff and refused (409) unless
+/// `allow_mass_removal=true`.
+#[tokio::test]
+async fn a_mass_removal_needs_an_explicit_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = empty_state(dir.path());
+    assert_eq!(put_policy(&state, "acme", "", ADMIN, &read(ACME)).await.0, 200);
+    let before = revision(&state);
+
+    let (s, b) = put_policy(&state, "acme", "dry_run=true", ADMIN, "{}").await;
+    assert_eq!(s, 200, "{b}");
+    let flags: Vec<(&str, &str)> = b["diff"]["risks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["flag"] == "mass_removal")
+        .map(|r| (r["target"].as_str().unwrap(), r["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(flags.iter().map(|f| f.0).collect::<Vec<_>>(), ["applications", "bindings", "roles"], "{flags:?}");
+
+    // The gate `risk` catches it on a dry run too.
+    let (s, b) = put_policy(&state, "acme", "fail_on=risk", ADMIN, "{}").await;
+    assert_eq!((s, b["applied"].clone()), (200, json!(false)), "{b}");
+
+    let (s, b) = put_policy(&state, "acme", "", ADMIN, "{}").await;
+    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("mass_removal")), "{b}");
+    assert_eq!(revision(&state), before, "nothing applied");
+    assert_eq!(decision(&state, "user:bob", "github-mcp", "pr:write").await, "allow");
+
+    // Keeping roles and applications but dropping most bindings is flagged too.
+    let text = read(ACME);
+    let trimmed = &text[..text.find("\nbindings:").unwrap()];
+    let (s, b) = put_policy(&state, "acme", "", ADMIN, trimmed).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("mass_removal")), "{b}");
+
+    let (s, b) = put_policy(&state, "acme", "allow_mass_removal=true", ADMIN, "{}").await;
+    assert_eq!((s, b["applied"].clone()), (200, json!(true)), "{b}");
+    assert_eq!(decision(&state, "user:bob", "github-mcp", "pr:write").await, "deny");
+}
+
+/// The CLI agrees: `validate`, `test` and `diff` refuse an empty file (exit
+/// 1 with `empty_policy`, or 2 for diff's invalid input), and a diff to `{}`
+/// fails `--fail-on risk`.
+#[test]
+fn the_cli_refuses_an_empty_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.yaml");
+    std::fs::write(&empty, "  \n").unwrap();
+    let nothing = dir.path().join("nothing.yaml");
+    std::fs::write(&nothing, "{}\n").unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_holdfast")).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, out) = run(&["validate".as_ref(), empty.as_os_str()]);
+    assert!(code == Some(1) && out.contains("empty_policy"), "{code:?} {out}");
+    let (code, out) = run(&["test".as_ref(), empty.as_os_str()]);
+    assert!(code != Some(0) && out.contains("empty_policy"), "{code:?} {out}");
+    let (code, out) = run(&["diff".as_ref(), ACME.as_ref(), empty.as_os_str()]);
+    assert!(code == Some(2) && out.contains("empty_policy"), "{code:?} {out}");
+    let (code, out) =
+        run(&["diff".as_ref(), ACME.as_ref(), nothing.as_os_str(), "--fail-on".as_ref(), "risk".as_ref()]);
+    assert!(code == Some(1) && out.contains("mass_removal"), "{code:?} {out}");
 }

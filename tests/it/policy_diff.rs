@@ -56,7 +56,14 @@ fn fixtures_cover_every_kind_and_flag() {
     assert_eq!(changes, set(&["added", "removed", "weakened", "strengthened", "mixed", "changed"]));
     assert_eq!(
         flags,
-        set(&["assertion_changed", "fan_out", "mfa_removed", "service_account_gained", "tenant_wide_grant"])
+        set(&[
+            "assertion_changed",
+            "fan_out",
+            "mass_removal",
+            "mfa_removed",
+            "service_account_gained",
+            "tenant_wide_grant"
+        ])
     );
     for code in [
         "mfa_removed",
