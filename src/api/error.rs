@@ -421,6 +421,9 @@ mod tests {
                 ("invalid_scope", 403),
                 ("invalid_policy", 422),
                 ("too_many_requests", 429),
+                ("invalid_conditions", 422),
+                ("mass_removal", 409),
+                ("changes_truncated", 410),
                 ("internal", 500),
                 ("storage_error", 503),
             ]

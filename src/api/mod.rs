@@ -10,6 +10,7 @@
 
 pub mod auth;
 mod changes;
+mod drain;
 pub mod error;
 mod limit;
 mod metrics;
@@ -282,6 +283,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), drain::refuse_oversized))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limit::per_caller))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::observe))
         .with_state(state)

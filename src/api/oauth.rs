@@ -417,9 +417,11 @@ async fn metadata(
     let t = state.tenant(&tenant)?;
     let st = t.read();
     let scopes = st.app_scope_names(&app).ok_or_else(|| ApiError::not_found("application", &app))?;
+    let servers = super::resources::authorization_servers(st.object(&ObjectRef::new(ObjectType::Application, &app)))
+        .unwrap_or_else(|| vec![state.config().issuer.to_string()]);
     Ok(axum::Json(json!({
         "resource": resource_of(&state, &st, &tenant, &app),
-        "authorization_servers": [state.config().issuer],
+        "authorization_servers": servers,
         "scopes_supported": scopes,
         "bearer_methods_supported": ["header"],
     })))

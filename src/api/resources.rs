@@ -77,6 +77,12 @@ fn attrs(pairs: &[(&str, &Option<String>)]) -> Value {
     Value::Object(m)
 }
 
+/// An application's `authorization_servers` attribute.
+pub(super) fn authorization_servers(attrs: Option<&Value>) -> Option<Vec<String>> {
+    let list = attrs?.get("authorization_servers")?.as_array()?;
+    Some(list.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+}
+
 fn attr(attrs: Option<&Value>, key: &str) -> Option<String> {
     attrs.and_then(|a| a.get(key)).and_then(Value::as_str).map(str::to_string)
 }
@@ -153,7 +159,13 @@ async fn delete_role(
 fn app_out(st: &crate::service::TenantState, id: &str) -> Option<ApplicationOut> {
     let scopes_supported = st.app_scope_names(id)?;
     let a = st.object(&ObjectRef::new(ObjectType::Application, id));
-    Some(ApplicationOut { id: id.to_string(), name: attr(a, "name"), resource: attr(a, "resource"), scopes_supported })
+    Some(ApplicationOut {
+        id: id.to_string(),
+        name: attr(a, "name"),
+        resource: attr(a, "resource"),
+        scopes_supported,
+        authorization_servers: authorization_servers(a),
+    })
 }
 
 async fn list_apps(
@@ -206,7 +218,23 @@ async fn put_app(
     if let Some(r) = &body.resource {
         check_resource(r)?;
     }
-    let declared = attrs(&[("name", &body.name), ("resource", &body.resource)]);
+    let mut declared = attrs(&[("name", &body.name), ("resource", &body.resource)]);
+    if let Some(servers) = &body.authorization_servers {
+        if servers.is_empty() {
+            return Err(ApiError::invalid(
+                "`authorization_servers` is empty: leave it out to name this server's issuer",
+            ));
+        }
+        for s in servers {
+            let ok = (s.starts_with("https://") || s.starts_with("http://")) && check_resource(s).is_ok();
+            if !ok || s.contains('?') {
+                return Err(ApiError::invalid(format!(
+                    "`authorization_servers`: `{s}` is not an issuer URL (http(s), no query or fragment)"
+                )));
+            }
+        }
+        declared["authorization_servers"] = json!(servers);
+    }
     let wanted = scopes.clone();
     let (revision, ()) = state
         .write_with(&auth.tenant, &auth.caller.name, move |st| {
@@ -217,7 +245,13 @@ async fn put_app(
         })
         .await?;
     let revision = revision.map_or_else(|| state.visible(None), Ok)?;
-    let item = ApplicationOut { id: app, name: body.name, resource: body.resource, scopes_supported: scopes };
+    let item = ApplicationOut {
+        id: app,
+        name: body.name,
+        resource: body.resource,
+        scopes_supported: scopes,
+        authorization_servers: body.authorization_servers,
+    };
     Ok(axum::Json(Saved { item, revision }))
 }
 

@@ -283,6 +283,10 @@ pub struct ApplicationIn {
     /// The application's canonical URI (OAuth resource indicator).
     #[serde(default)]
     pub resource: Option<String>,
+    /// The authorization servers its RFC 9728 metadata names (absent: this
+    /// server's issuer).
+    #[serde(default)]
+    pub authorization_servers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -293,6 +297,8 @@ pub struct ApplicationOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
     pub scopes_supported: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_servers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize)]

@@ -43,9 +43,10 @@ pub struct ServeArgs {
     keys: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "sync")]
     durability: DurabilityArg,
-    /// This server's issuer URL (named in protected-resource metadata and introspection).
-    #[arg(long, default_value = api::DEFAULT_ISSUER)]
-    issuer: String,
+    /// This server's issuer URL (named in protected-resource metadata and
+    /// introspection). Default: the URL of the address it listens on.
+    #[arg(long)]
+    issuer: Option<String>,
 }
 
 fn now_ms() -> u64 {
@@ -141,12 +142,13 @@ pub fn run(a: &ServeArgs) -> Result<ExitCode, String> {
     }
     super::release_free_memory();
     let keys = keys(a)?;
-    let issuer: &'static str = Box::leak(a.issuer.trim_end_matches('/').to_string().into_boxed_str());
-    let state = AppState::with_config(Arc::new(hf), keys, api::ApiConfig { issuer, ..Default::default() });
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(|e| format!("{}: {e}", a.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let issuer = a.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let issuer: &'static str = Box::leak(issuer.trim_end_matches('/').to_string().into_boxed_str());
+        let state = AppState::with_config(Arc::new(hf), keys, api::ApiConfig { issuer, ..Default::default() });
         eprintln!("holdfast listening on http://{addr} (data: {})", a.data.display());
         api::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
     })?;

@@ -144,7 +144,13 @@ fn json_policy_and_empty_file() {
     assert_eq!(p.roles[0].scopes[0].value, "a:b");
     assert_eq!(p.users[0].email.as_deref(), Some("a@x.example"));
     assert_eq!(p.tenant_id(), DEFAULT_TENANT);
-    assert_eq!(parse_policy("").unwrap(), PolicyFile::default());
+    // No content at all is `empty_policy` (applied, it would wipe the
+    // tenant); an explicit `{}` or an empty section declares nothing.
+    for empty in ["", " \n\t\n", "# nothing yet\n# really\n"] {
+        let f = parse_policy(empty).unwrap_err();
+        assert_eq!(f.iter().map(|f| f.code).collect::<Vec<_>>(), [codes::EMPTY_POLICY], "{empty:?}");
+    }
+    assert_eq!(parse_policy("{}").unwrap(), PolicyFile::default());
     assert_eq!(parse_policy("# nothing yet\nusers:\n").unwrap(), PolicyFile::default());
 }
 
