@@ -92,16 +92,23 @@ pub fn explain(
         }
     }
     let view = fb.build_view(s, derived);
+    let mut whys = Vec::new();
+    let mut paths = Vec::new();
     for h in &view.holds {
         let Some(rec) = fb.binding(h.binding) else { continue };
-        let why = verdicts.get(&h.binding).copied().unwrap_or(if fb.scope_id(scope).is_none() {
-            Why::ScopeNotSupported
-        } else if h.resource != app && !h.resource.is_tenant() {
+        let why = verdicts.get(&h.binding).copied().unwrap_or(if h.resource != app && !h.resource.is_tenant() {
             Why::OtherApplication
+        } else if fb.scope_id(scope).is_none() {
+            Why::ScopeNotSupported
         } else {
             Why::RoleLacksScope
         });
-        let condition_result = (why == Why::Grants).then(|| outcome_code(rec.conditions.evaluate(ctx)));
+        whys.push(why);
+        let evaluated = (why == Why::Grants).then(|| rec.conditions.evaluate(ctx));
+        if let Some(o) = evaluated {
+            paths.push((fb.binding_text(h.binding), o));
+        }
+        let condition_result = evaluated.map(outcome_code);
         ex.bindings.push(BindingTrace {
             binding: fb.binding_text(h.binding),
             role: fb.role_name(h.role).to_string(),
@@ -114,13 +121,14 @@ pub fn explain(
         });
     }
     ex.bindings.sort_by(|a, b| a.binding.cmp(&b.binding));
-    if ex.outcome.decision == Decision::Allow {
-        ex.outcome.binding = ex
-            .bindings
-            .iter()
-            .find(|b| b.verdict == "grants" && b.condition_result == Some("satisfied"))
-            .map(|b| b.binding.clone());
-    }
+    // The decision from the rules' verdicts alone (the check above took
+    // the cached fast path; a property test holds the two equal).
+    paths.sort_by(|a, b| a.0.cmp(&b.0));
+    ex.outcome = if paths.is_empty() {
+        CheckOutcome { decision: Decision::Deny, reason: query::deny_reason(whys), step_up: None, binding: None }
+    } else {
+        query::combine(&paths, scope)
+    };
     Ok(ex)
 }
 

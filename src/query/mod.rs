@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::engine::{AppId, EngineError, FactBase, Hold, NodeId, ScopeId, SubjectView};
+use crate::engine::{AppId, EngineError, FactBase, Hold, NodeId, ScopeId, SubjectView, Why};
 use crate::model::conditions::{format_duration, Unmet};
 use crate::model::{CondOutcome, Conditions, Context, ObjectRef, ObjectType, Timestamp};
 
@@ -151,17 +151,40 @@ pub fn combine(paths: &[(String, CondOutcome)], scope: &str) -> CheckOutcome {
     CheckOutcome::deny(worst.map_or("no_binding", Unmet::code))
 }
 
-/// Why nothing is entitled: the scope is unsupported, the roles held there
-/// lack it, or nothing is bound there at all. Reads input facts only.
-pub fn no_grant_reason(fb: &FactBase, view: &SubjectView, app: AppId, scope: Option<ScopeId>) -> &'static str {
-    if scope.is_none_or(|x| !fb.app_supports(app, x)) {
-        return "scope_not_supported";
+/// The reason of a check that no usable binding grants, read from the
+/// rules' `Verdict`s for the bindings held on the application (or
+/// tenant-wide), in one fixed order: a suspension, then an unsupported
+/// scope, then roles that lack it; none held there is `no_binding`. Check
+/// and explain both decide their reason here.
+pub fn deny_reason(verdicts: impl IntoIterator<Item = Why>) -> &'static str {
+    let rank = |w: Why| match w {
+        Why::SubjectSuspended => Some((0, "subject_suspended")),
+        Why::ScopeNotSupported => Some((1, "scope_not_supported")),
+        Why::RoleLacksScope => Some((2, "role_lacks_scope")),
+        // `Grants` never reaches here (it is a usable path); another
+        // application's binding says nothing about this one.
+        Why::Grants | Why::OtherApplication => None,
+    };
+    verdicts.into_iter().filter_map(rank).min().map_or("no_binding", |(_, r)| r)
+}
+
+/// Why nothing is entitled, from the rules: the explain program's verdicts
+/// for this (application, scope) ([`deny_reason`]). An unknown scope is
+/// supported by no application.
+pub fn no_grant_reason(
+    fb: &FactBase,
+    s: NodeId,
+    view: &SubjectView,
+    app: AppId,
+    scope: Option<ScopeId>,
+) -> Result<&'static str, QueryError> {
+    let here = |res: AppId| res == app || res.is_tenant();
+    if !view.holds.iter().any(|h| here(h.resource)) {
+        return Ok("no_binding");
     }
-    if view.holds.iter().any(|h| h.resource == app || h.resource.is_tenant()) {
-        "role_lacks_scope"
-    } else {
-        "no_binding"
-    }
+    let Some(x) = scope else { return Ok("scope_not_supported") };
+    let derived = fb.evaluate(s, Some((app, x)))?;
+    Ok(deny_reason(derived.verdicts.iter().map(|&(_, w)| w)))
 }
 
 /// May `subject` use `scope` on `application` in `ctx`?
@@ -210,7 +233,7 @@ pub fn check_ids(
             return Ok(CheckOutcome { decision: Decision::Allow, reason: "granted", step_up: None, binding: None });
         }
         Some(e) if !e.is_empty() => e,
-        _ => return Ok(CheckOutcome::deny(no_grant_reason(fb, &view, app, scope))),
+        _ => return Ok(CheckOutcome::deny(no_grant_reason(fb, s, &view, app, scope)?)),
     };
     // Fast path: the first usable, satisfied binding decides.
     let mut paths = Vec::new();

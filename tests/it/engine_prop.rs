@@ -190,6 +190,52 @@ proptest! {
         }
     }
 
+    /// Check (the cached fast path) and explain (the rules' verdicts and the
+    /// conditions of the granting bindings) agree on the decision *and* the
+    /// reason, with conditions (MFA, IP, validity window) and suspensions,
+    /// in several contexts, for known and unknown scopes.
+    #[test]
+    fn check_and_explain_agree_on_decision_and_reason(
+        w in world(),
+        conds in proptest::collection::vec(0u8..6, 0..24),
+    ) {
+        let mut fb = w.build();
+        let at = |s: &str| Timestamp::parse(s).unwrap();
+        for (i, &b) in w.bindings.iter().enumerate() {
+            let c = match conds.get(i).copied().unwrap_or(0) {
+                1 => Conditions { mfa: Some(holdfast::model::MfaCondition { required: true, max_age: None }), ..Default::default() },
+                2 => Conditions { mfa: Some(holdfast::model::MfaCondition { required: true, max_age: Some(std::time::Duration::from_secs(600)) }), ..Default::default() },
+                3 => Conditions { ip: Some(holdfast::model::conditions::IpCondition { allow: vec!["10.0.0.0/8".parse().unwrap()] }), ..Default::default() },
+                4 => Conditions { expires_at: Some(at("2026-01-01T00:00:00Z")), ..Default::default() },
+                5 => Conditions { not_before: Some(at("2027-01-01T00:00:00Z")), ..Default::default() },
+                _ => continue,
+            };
+            let object = b.2.map_or(ObjectRef::tenant(), |a| ObjectRef::new(ObjectType::Application, format!("app{a}")));
+            fb.put_binding(&object, &format!("role{}", b.1), &w.node(b.0), c);
+        }
+        let now = at("2026-06-01T00:00:00Z");
+        let contexts = [
+            Context::at(now),
+            Context { mfa: Some(holdfast::model::MfaContext { present: true, auth_time: Some(Timestamp(now.0 - 60)) }), ip: Some("10.1.2.3".parse().unwrap()), ..Context::at(now) },
+            Context { mfa: Some(holdfast::model::MfaContext { present: true, auth_time: Some(Timestamp(now.0 - 3600)) }), ip: Some("192.0.2.1".parse().unwrap()), ..Context::at(now) },
+        ];
+        let scopes: Vec<&str> = SCOPES.iter().copied().chain(["z:unknown"]).collect();
+        for s in 0..w.nodes() {
+            let subject = w.node(s).to_string();
+            for app in 0..w.apps.len() {
+                for scope in &scopes {
+                    for ctx in &contexts {
+                        let app = format!("app{app}");
+                        let c = query::check(&fb, &subject, &app, scope, ctx).unwrap();
+                        let e = holdfast::explain::explain(&fb, &subject, &app, scope, ctx).unwrap();
+                        prop_assert_eq!((c.decision, c.reason, &c.step_up), (e.outcome.decision, e.outcome.reason, &e.outcome.step_up),
+                            "{} {} {}: check {:?}, explain {:#?}", subject, scope, app, c, e.bindings);
+                    }
+                }
+            }
+        }
+    }
+
     /// Cached views stay exact across random writes: after each write the
     /// cached answer equals a fresh evaluation.
     #[test]
