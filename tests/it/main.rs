@@ -13,6 +13,7 @@ mod fast_path;
 mod fuzz_regressions;
 mod hostile;
 mod isolation;
+mod layering;
 mod listing;
 mod one_door;
 mod policy_api;
