@@ -33,7 +33,7 @@ fn main() {
     let tenant = hf.tenant("bench").expect("tenant");
     let (s, app, scope) = workload::random_check(&shape, &mut SmallRng::seed_from_u64(1));
     let d =
-        query::check(&tenant.read().facts(), &s, &app, &scope, &Context::at(Timestamp(1_800_000_000))).expect("check");
+        query::check(tenant.read().facts(), &s, &app, &scope, &Context::at(Timestamp(1_800_000_000))).expect("check");
     let first = t.elapsed();
     let tuples = tenant.read().facts().tuple_count();
     println!(

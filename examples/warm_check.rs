@@ -22,13 +22,13 @@ fn main() {
     let qs: Vec<_> = (0..nq).map(|_| workload::random_check(&shape, &mut rng)).collect();
     let ctx = Context::at(Timestamp(1_800_000_000));
     for (s, a, x) in &qs {
-        let _ = query::check(&st.facts(), s, a, x, &ctx);
+        let _ = query::check(st.facts(), s, a, x, &ctx);
     }
     let t = std::time::Instant::now();
     let mut allow = 0usize;
     for i in 0..n {
         let (s, a, x) = &qs[i % qs.len()];
-        let r = query::check(&st.facts(), s, a, x, &ctx).expect("check");
+        let r = query::check(st.facts(), s, a, x, &ctx).expect("check");
         allow += usize::from(r.decision == query::Decision::Allow);
     }
     let el = t.elapsed();

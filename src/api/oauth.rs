@@ -130,7 +130,7 @@ fn compute(
     ctx: &Context,
 ) -> Result<TokenScope, ApiError> {
     let req: Option<Vec<&str>> = requested.map(|r| r.iter().map(String::as_str).collect());
-    Ok(query::token_scope(&st.facts(), subject, app, req.as_deref(), ctx)?)
+    Ok(query::token_scope(st.facts(), subject, app, req.as_deref(), ctx)?)
 }
 
 #[derive(Debug, Deserialize)]

@@ -53,13 +53,13 @@ async fn check(
     let (outcome, trace) = if req.explain {
         let ex = blocking(move || {
             let st = tenant.read();
-            Ok(explain::explain(&st.facts(), &req.subject, &req.application, &req.scope, &ctx)?)
+            Ok(explain::explain(st.facts(), &req.subject, &req.application, &req.scope, &ctx)?)
         })
         .await?;
         (ex.outcome, Some(ex.bindings))
     } else {
         let st = tenant.read();
-        (query::check(&st.facts(), &req.subject, &req.application, &req.scope, &ctx)?, None)
+        (query::check(st.facts(), &req.subject, &req.application, &req.scope, &ctx)?, None)
     };
     state.metrics().decision(outcome.decision);
     let challenge = outcome.step_up.as_ref().and_then(step_up_challenge);
@@ -102,7 +102,7 @@ async fn check_batch(
             .into_iter()
             .map(|c| {
                 let ctx = c.context.unwrap_or_default().resolve(now);
-                match query::check(&st.facts(), &c.subject, &c.application, &c.scope, &ctx) {
+                match query::check(st.facts(), &c.subject, &c.application, &c.scope, &ctx) {
                     Ok(o) => {
                         metrics_state.metrics().decision(o.decision);
                         BatchResult::Decision {
@@ -154,7 +154,7 @@ pub(super) async fn access_of(
     let tenant = state.tenant(tenant)?;
     let access = blocking(move || {
         let st = tenant.read();
-        Ok(query::effective_access(&st.facts(), &subject, now, include_expired)?)
+        Ok(query::effective_access(st.facts(), &subject, now, include_expired)?)
     })
     .await?;
     Ok(AccessOut { access, revision })
@@ -195,7 +195,7 @@ async fn who_can_access(
     let app = application.clone();
     let page = blocking(move || {
         let st = tenant.read();
-        Ok(query::who_can_access(&st.facts(), &app, q.scope.as_deref(), now, after.as_deref(), size)?)
+        Ok(query::who_can_access(st.facts(), &app, q.scope.as_deref(), now, after.as_deref(), size)?)
     })
     .await?
     .ok_or_else(|| ApiError::not_found("application", &application))?;

@@ -222,7 +222,7 @@ fn measure(shape: &Shape, queries: &[(String, String, String)], now: &Context, s
         let change = if i % 2 == 0 { Change::PutTuple(tuple, None) } else { Change::DeleteTuple(tuple) };
         hf.write("bench", vec![change], &[], "bench", 0).map_err(|e| e.to_string())?;
         let st = tenant.read();
-        let _ = query::check(&st.facts(), s, app, scope, now).map_err(|e| e.to_string())?;
+        let _ = query::check(st.facts(), s, app, scope, now).map_err(|e| e.to_string())?;
         write_row.samples.push(t.elapsed());
     }
     let cached = tenant.read().facts().cached_views();
@@ -255,13 +255,13 @@ fn gen(g: &GenArgs) -> Result<ExitCode, String> {
     let tenant = hf.tenant("bench").ok_or("tenant missing")?;
     let st = tenant.read();
     let now = Timestamp(1_800_000_000);
-    let qs = make_queries(&shape, &st.facts(), g.queries, g.seed, now)?;
+    let qs = make_queries(&shape, st.facts(), g.queries, g.seed, now)?;
     let path = g.out.join("queries.jsonl");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?);
     let ctx = Context::at(now);
     let mut allow = 0;
     for (s, a, x) in &qs {
-        let d = query::check(&st.facts(), s, a, x, &ctx).map_err(|e| e.to_string())?;
+        let d = query::check(st.facts(), s, a, x, &ctx).map_err(|e| e.to_string())?;
         allow += usize::from(d.decision == query::Decision::Allow);
         let line = serde_json::json!({"subject": s, "application": a, "scope": x, "context": {"now": now}, "expect": d.decision});
         writeln!(f, "{line}").map_err(|e| e.to_string())?;
@@ -303,7 +303,7 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, String> {
     let now = Context::at(Timestamp(1_800_000_000));
     let queries = {
         let st = tenant.read();
-        make_queries(&shape, &st.facts(), a.samples, a.seed, now.now)?
+        make_queries(&shape, st.facts(), a.samples, a.seed, now.now)?
     };
     drop(tenant);
     drop(hf);
@@ -383,7 +383,7 @@ fn store_figures(shape: &Shape, tuples: usize) -> Result<(), String> {
     let hf = Holdfast::open(&dir, Durability::Sync).map_err(|e| e.to_string())?;
     let tenant = hf.tenant("bench").ok_or("tenant missing after reopen")?;
     let (s, app, scope) = workload::random_check(shape, &mut SmallRng::seed_from_u64(1));
-    let _ = query::check(&tenant.read().facts(), &s, &app, &scope, &Context::at(Timestamp(1_800_000_000)))
+    let _ = query::check(tenant.read().facts(), &s, &app, &scope, &Context::at(Timestamp(1_800_000_000)))
         .map_err(|e| e.to_string())?;
     let restart = t.elapsed();
     drop(tenant);

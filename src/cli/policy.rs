@@ -301,8 +301,8 @@ pub fn bench_diff(a: &BenchDiffArgs) -> Result<ExitCode, String> {
     let load = t.elapsed();
     let (bt, ht) = (bh.tenant("bench").ok_or("tenant missing")?, hh.tenant("bench").ok_or("tenant missing")?);
     let (bs, hs) = (bt.read(), ht.read());
-    let b = Side { source: "generated BASE", fb: &bs.facts(), changes: &base };
-    let h = Side { source: "generated HEAD", fb: &hs.facts(), changes: &head };
+    let b = Side { source: "generated BASE", fb: bs.facts(), changes: &base };
+    let h = Side { source: "generated HEAD", fb: hs.facts(), changes: &head };
     println!(
         "holdfast bench-diff: {} users, {} groups, {} bindings, {} service accounts; {} vs {} changes",
         shape.users,

@@ -48,7 +48,7 @@ pub fn check(a: &CheckArgs, explain_it: bool) -> Result<ExitCode, String> {
         return Err("give --subject, --application and --scope (or --batch FILE)".into());
     };
     let st = l.tenant.read();
-    let ex = explain::explain(&st.facts(), subject, application, scope, &ctx).map_err(|e| e.to_string())?;
+    let ex = explain::explain(st.facts(), subject, application, scope, &ctx).map_err(|e| e.to_string())?;
     let code = if ex.outcome.decision == Decision::Allow { ExitCode::SUCCESS } else { ExitCode::from(1) };
     match (a.json, explain_it) {
         (true, true) => print_json(&ex)?,
@@ -113,12 +113,12 @@ fn batch(l: &super::Loaded, file: &std::path::Path, ctx: &Context, explain_it: b
                     None => ctx.clone(),
                 };
                 if explain_it {
-                    match explain::explain(&st.facts(), &q.subject, &q.application, &q.scope, &c) {
+                    match explain::explain(st.facts(), &q.subject, &q.application, &q.scope, &c) {
                         Ok(ex) => serde_json::to_value(&ex).unwrap_or_default(),
                         Err(e) => json!({"error": e.to_string()}),
                     }
                 } else {
-                    match query::check(&st.facts(), &q.subject, &q.application, &q.scope, &c) {
+                    match query::check(st.facts(), &q.subject, &q.application, &q.scope, &c) {
                         Ok(o) => json!({"decision": o.decision, "reason": o.reason}),
                         Err(e) => json!({"error": e.to_string()}),
                     }
@@ -152,7 +152,7 @@ pub fn access(a: &AccessArgs) -> Result<ExitCode, String> {
     let l = a.source.load()?;
     let now = ContextArgs { now: a.now.clone(), ip: None, mfa: false, mfa_time: None }.now()?;
     let st = l.tenant.read();
-    let ea = query::effective_access(&st.facts(), &a.subject, now, a.include_expired).map_err(|e| e.to_string())?;
+    let ea = query::effective_access(st.facts(), &a.subject, now, a.include_expired).map_err(|e| e.to_string())?;
     if a.json {
         print_json(&ea)?;
     } else {
@@ -197,7 +197,7 @@ pub fn who(a: &WhoArgs) -> Result<ExitCode, String> {
     let now = ContextArgs { now: a.now.clone(), ip: None, mfa: false, mfa_time: None }.now()?;
     let st = l.tenant.read();
     let page = query::who_can_access(
-        &st.facts(),
+        st.facts(),
         &a.application,
         a.scope.as_deref(),
         now,

@@ -217,8 +217,8 @@ pub fn diff(
     let (_bh, bt) = load(current, base_name)?;
     let (_hh, ht) = load(&plan.after, &policy.source)?;
     let (bs, hs) = (bt.read(), ht.read());
-    let b = Side { source: base_name, fb: &bs.facts(), changes: current };
-    let h = Side { source: &policy.source, fb: &hs.facts(), changes: &plan.after };
+    let b = Side { source: base_name, fb: bs.facts(), changes: current };
+    let h = Side { source: &policy.source, fb: hs.facts(), changes: &plan.after };
     let mut d = diff_facts(b, h, opts)?;
     d.risks.extend(assertion_risks(policy, b.fb, h.fb, opts.now));
     d.risks.sort();

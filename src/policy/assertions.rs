@@ -493,7 +493,7 @@ pub fn run_suite(policy: Policy, assertions: &[Sourced], now: Timestamp) -> Resu
         .tenant(&policy.tenant)
         .ok_or_else(|| SuiteError::Load { file: policy.source.clone(), message: "tenant missing".into() })?;
     let st = tenant.read();
-    let results = run_all(&st.facts(), assertions, now);
+    let results = run_all(st.facts(), assertions, now);
     let mut files = vec![policy.source.clone()];
     for (f, _) in assertions {
         if !files.contains(f) {

@@ -261,8 +261,8 @@ pub fn diff_policies(base: &Policy, head: &Policy, opts: &DiffOptions) -> Result
     let b = b.map_err(|_| DiffError::Load { file: base.source.clone(), message: "loading panicked".into() })?;
     let ((_bh, bt), (_hh, ht)) = (b?, h?);
     let (bs, hs) = (bt.read(), ht.read());
-    let b = Side { source: &base.source, fb: &bs.facts(), changes: &base.changes };
-    let h = Side { source: &head.source, fb: &hs.facts(), changes: &head.changes };
+    let b = Side { source: &base.source, fb: bs.facts(), changes: &base.changes };
+    let h = Side { source: &head.source, fb: hs.facts(), changes: &head.changes };
     let mut d = diff_facts(b, h, opts)?;
     let t = Instant::now();
     d.risks.extend(assertion_risks(head, b.fb, h.fb, opts.now));

@@ -152,14 +152,14 @@ bindings:
         let t = hf.tenant("default").unwrap();
         let st = t.read();
         let now = Context::at(Timestamp(1_800_000_000));
-        let ts = token_scope(&st.facts(), "user:alice", "deploy", None, &now).unwrap();
+        let ts = token_scope(st.facts(), "user:alice", "deploy", None, &now).unwrap();
         assert_eq!(ts.requested, ["prod", "read", "staging"]);
         assert_eq!(ts.entitled, ts.requested);
         assert_eq!(ts.granted, ["read"]);
         let reasons: Vec<(&str, &str)> = ts.blocked.iter().map(|b| (b.scope.as_str(), b.reason)).collect();
         assert_eq!(reasons, [("prod", "step_up_required:mfa"), ("staging", "step_up_required:mfa")]);
         let mfa = Context { mfa: Some(MfaContext { present: true, auth_time: None }), ..now };
-        let ts = token_scope(&st.facts(), "user:alice", "deploy", None, &mfa).unwrap();
+        let ts = token_scope(st.facts(), "user:alice", "deploy", None, &mfa).unwrap();
         assert_eq!(ts.granted, ["prod", "read", "staging"]);
         assert!(ts.blocked.is_empty());
     }
@@ -170,16 +170,16 @@ bindings:
         let t = hf.tenant("default").unwrap();
         let st = t.read();
         let now = Context::at(Timestamp(1_800_000_000));
-        let ts = token_scope(&st.facts(), "user:alice", "deploy", Some(&["read", "other", "read"]), &now).unwrap();
+        let ts = token_scope(st.facts(), "user:alice", "deploy", Some(&["read", "other", "read"]), &now).unwrap();
         assert_eq!(ts.requested, ["other", "read"]);
         assert_eq!(ts.granted, ["read"]);
         assert_eq!(ts.blocked, [BlockedScope { scope: "other".into(), reason: "not_in_scopes_supported" }]);
-        let ts = token_scope(&st.facts(), "user:bob", "deploy", Some(&["read"]), &now).unwrap();
+        let ts = token_scope(st.facts(), "user:bob", "deploy", Some(&["read"]), &now).unwrap();
         assert_eq!((ts.granted.len(), ts.blocked[0].reason), (0, "not_entitled"));
-        let ts = token_scope(&st.facts(), "user:nobody", "deploy", Some(&["read"]), &now).unwrap();
+        let ts = token_scope(st.facts(), "user:nobody", "deploy", Some(&["read"]), &now).unwrap();
         assert_eq!((ts.granted.len(), ts.blocked[0].reason), (0, "not_entitled"));
-        let ts = token_scope(&st.facts(), "user:alice", "nope", Some(&["read"]), &now).unwrap();
+        let ts = token_scope(st.facts(), "user:alice", "nope", Some(&["read"]), &now).unwrap();
         assert_eq!((ts.scopes_supported.len(), ts.blocked[0].reason), (0, "not_in_scopes_supported"));
-        assert!(token_scope(&st.facts(), "role:x", "deploy", None, &now).is_err());
+        assert!(token_scope(st.facts(), "role:x", "deploy", None, &now).is_err());
     }
 }

@@ -167,8 +167,8 @@ fn fast_path_equals_all_subjects_on_a_generated_tenant() {
     let hh = policy::instantiate_changes("t", &head).unwrap();
     let (bt, ht) = (bh.tenant("t").unwrap(), hh.tenant("t").unwrap());
     let (bs, hs) = (bt.read(), ht.read());
-    let b = Side { source: "base", fb: &bs.facts(), changes: &base };
-    let h = Side { source: "head", fb: &hs.facts(), changes: &head };
+    let b = Side { source: "base", fb: bs.facts(), changes: &base };
+    let h = Side { source: "head", fb: hs.facts(), changes: &head };
     let fast = diff::diff_facts(b, h, &opts(false)).unwrap();
     let all = diff::diff_facts(b, h, &opts(true)).unwrap();
     assert_eq!(fast.summary.mode, "affected", "{:?}", fast.summary);

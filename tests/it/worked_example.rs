@@ -20,11 +20,11 @@ fn alice_has_three_entries_and_bob_pr_writer_alone() {
     let hf = acme();
     let st = hf.tenant("acme").unwrap();
     let st = st.read();
-    let alice = query::effective_access(&st.facts(), "user:alice", t("2026-06-01T00:00:00Z"), false).unwrap();
+    let alice = query::effective_access(st.facts(), "user:alice", t("2026-06-01T00:00:00Z"), false).unwrap();
     let origins: Vec<(&str, &str)> = alice.entries.iter().map(|e| (e.role.as_str(), e.origin)).collect();
     assert_eq!(origins, vec![("deploy-operator", "group"), ("pr-writer", "group"), ("auditor", "direct")]);
     insta::assert_json_snapshot!("alice_effective_access", alice);
-    let bob = query::effective_access(&st.facts(), "user:bob", t("2026-06-01T00:00:00Z"), false).unwrap();
+    let bob = query::effective_access(st.facts(), "user:bob", t("2026-06-01T00:00:00Z"), false).unwrap();
     assert_eq!(bob.entries.len(), 1);
     assert_eq!(bob.entries[0].role, "pr-writer");
     insta::assert_json_snapshot!("bob_effective_access", bob);
@@ -37,7 +37,7 @@ fn explain_traces() {
     let st = st.read();
     let now = t("2026-06-01T00:10:00Z");
     let no_mfa = Context::at(now);
-    let ex = explain::explain(&st.facts(), "user:alice", "deploy-mcp", "deploy:prod", &no_mfa).unwrap();
+    let ex = explain::explain(st.facts(), "user:alice", "deploy-mcp", "deploy:prod", &no_mfa).unwrap();
     assert_eq!(ex.outcome.decision, Decision::StepUp);
     insta::assert_snapshot!("alice_deploy_prod_step_up", ex.render());
 
@@ -45,15 +45,15 @@ fn explain_traces() {
         mfa: Some(MfaContext { present: true, auth_time: Some(t("2026-06-01T00:05:00Z")) }),
         ..no_mfa.clone()
     };
-    let ex = explain::explain(&st.facts(), "user:alice", "deploy-mcp", "deploy:prod", &mfa).unwrap();
+    let ex = explain::explain(st.facts(), "user:alice", "deploy-mcp", "deploy:prod", &mfa).unwrap();
     assert_eq!(ex.outcome.decision, Decision::Allow);
     insta::assert_snapshot!("alice_deploy_prod_allow", ex.render());
 
-    let ex = explain::explain(&st.facts(), "user:carol", "deploy-mcp", "deploy:prod", &mfa).unwrap();
+    let ex = explain::explain(st.facts(), "user:carol", "deploy-mcp", "deploy:prod", &mfa).unwrap();
     assert_eq!(ex.outcome.decision, Decision::Allow, "carol reaches on-call through sre");
     insta::assert_snapshot!("carol_nested_path", ex.render());
 
-    let ex = explain::explain(&st.facts(), "user:bob", "deploy-mcp", "deploy:prod", &no_mfa).unwrap();
+    let ex = explain::explain(st.facts(), "user:bob", "deploy-mcp", "deploy:prod", &no_mfa).unwrap();
     assert_eq!(ex.outcome.reason, "no_binding");
     insta::assert_snapshot!("bob_deploy_prod_deny", ex.render());
     insta::assert_json_snapshot!("bob_deploy_prod_deny_json", ex);
@@ -109,7 +109,7 @@ fn suspension_cuts_off_and_reactivation_restores() {
     let allow = |hf: &Holdfast| {
         let st = hf.tenant("acme").unwrap();
         let st = st.read();
-        query::check(&st.facts(), "user:alice", "github-mcp", "pr:write", &now).unwrap()
+        query::check(st.facts(), "user:alice", "github-mcp", "pr:write", &now).unwrap()
     };
     assert_eq!(allow(&hf).decision, Decision::Allow);
     hf.write(
@@ -125,10 +125,10 @@ fn suspension_cuts_off_and_reactivation_restores() {
     {
         let st = hf.tenant("acme").unwrap();
         let st = st.read();
-        let ea = query::effective_access(&st.facts(), "user:alice", now.now, false).unwrap();
+        let ea = query::effective_access(st.facts(), "user:alice", now.now, false).unwrap();
         assert_eq!(ea.status, "suspended");
         assert_eq!(ea.entries.len(), 3, "what she would have is still listed");
-        let ex = explain::explain(&st.facts(), "user:alice", "github-mcp", "pr:write", &now).unwrap();
+        let ex = explain::explain(st.facts(), "user:alice", "github-mcp", "pr:write", &now).unwrap();
         assert_eq!(ex.bindings.iter().find(|b| b.role == "pr-writer").unwrap().verdict, "subject_suspended");
     }
     hf.write("acme", vec![Change::Reactivate(alice)], &[], "t", 0).unwrap();
