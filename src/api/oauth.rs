@@ -487,13 +487,14 @@ fn inactive() -> Response {
 
 /// The parameters of a form-encoded body; a repeated parameter is an error.
 #[allow(clippy::result_large_err)]
+/// The caller's tenant, its application and the request's form fields.
+type TokenRequest = (Arc<Tenant>, String, BTreeMap<String, String>);
+
 /// The common start of introspection and revocation: the calling
 /// application's credentials, the form body, and a non-empty `token` in it.
-fn token_request(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(Arc<Tenant>, String, BTreeMap<String, String>), Response> {
+/// (`Err` is the finished OAuth error answer, sent as it is.)
+#[allow(clippy::result_large_err)]
+fn token_request(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, Response> {
     let (tenant, caller_app) = client_auth(state, headers)?;
     let form = parse_form(body)?;
     if form.get("token").is_none_or(|t| t.is_empty()) {
@@ -502,6 +503,7 @@ fn token_request(
     Ok((tenant, caller_app, form))
 }
 
+#[allow(clippy::result_large_err)]
 fn parse_form(body: &[u8]) -> Result<BTreeMap<String, String>, Response> {
     let bad = |m: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", m);
     let text = std::str::from_utf8(body).map_err(|_| bad("the body is not UTF-8"))?;
