@@ -131,16 +131,7 @@ async fn put_role(
     let o = object(ObjectType::Role, &role)?;
     let scopes = scope_list("scopes", &body.scopes)?;
     let declared = attrs(&[("name", &body.name), ("description", &body.description)]);
-    let wanted = scopes.clone();
-    let (revision, ()) = state
-        .write_with(&auth.tenant, &auth.caller.name, move |st| {
-            let old = st.role_scope_names(&o.id).unwrap_or_default();
-            let mut changes = vec![Change::PutObject(o.clone(), declared)];
-            changes.extend(scope_changes(&o, "grants", &old, &wanted));
-            Ok((changes, ()))
-        })
-        .await?;
-    let revision = revision.map_or_else(|| state.visible(None), Ok)?;
+    let revision = put_defined(&state, &auth, o, declared, "grants", scopes.clone()).await?;
     let item = RoleOut { id: role, name: body.name, description: body.description, scopes };
     Ok(axum::Json(Saved { item, revision }))
 }
@@ -235,16 +226,7 @@ async fn put_app(
         }
         declared["authorization_servers"] = json!(servers);
     }
-    let wanted = scopes.clone();
-    let (revision, ()) = state
-        .write_with(&auth.tenant, &auth.caller.name, move |st| {
-            let old = st.app_scope_names(&o.id).unwrap_or_default();
-            let mut changes = vec![Change::PutObject(o.clone(), declared)];
-            changes.extend(scope_changes(&o, "supports", &old, &wanted));
-            Ok((changes, ()))
-        })
-        .await?;
-    let revision = revision.map_or_else(|| state.visible(None), Ok)?;
+    let revision = put_defined(&state, &auth, o, declared, "supports", scopes.clone()).await?;
     let item = ApplicationOut {
         id: app,
         name: body.name,
@@ -262,6 +244,28 @@ async fn delete_app(
 ) -> Result<axum::Json<Written>, ApiError> {
     let o = object(ObjectType::Application, &app)?;
     delete_defined(&state, &auth, o, "supports").await
+}
+
+/// Declares a role (`grants`) or an application (`supports`) with exactly
+/// the `wanted` scopes: the old scopes are read and replaced under one write
+/// lock, so two racing PUTs leave one of the two sets, never a mix.
+async fn put_defined(
+    state: &AppState,
+    auth: &TenantWrite,
+    o: ObjectRef,
+    declared: Value,
+    relation: &'static str,
+    wanted: Vec<String>,
+) -> Result<Revision, ApiError> {
+    let (revision, ()) = state
+        .write_with(&auth.tenant, &auth.caller.name, move |st| {
+            let old = if o.ty == ObjectType::Role { st.role_scope_names(&o.id) } else { st.app_scope_names(&o.id) };
+            let mut changes = vec![Change::PutObject(o.clone(), declared)];
+            changes.extend(scope_changes(&o, relation, &old.unwrap_or_default(), &wanted));
+            Ok((changes, ()))
+        })
+        .await?;
+    revision.map_or_else(|| state.visible(None), Ok)
 }
 
 /// Deletes a role (`grants`) or an application (`supports`) with its
