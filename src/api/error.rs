@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::query::QueryError;
+use crate::service::StoreError;
 use crate::service::WriteError;
-use crate::store::StoreError;
 
 /// Stable error codes. Their statuses are [`ErrorCode::status`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

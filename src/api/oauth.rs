@@ -468,7 +468,7 @@ fn client_auth(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Tenant>, St
         // authenticate again only if an application of that id is defined).
         st.tokens()
             .client(&id)
-            .filter(|c| c.verify(&secret) && st.facts().app_id(&c.application).is_some())
+            .filter(|c| c.verify(&secret) && st.application_defined(&c.application))
             .map(|c| c.application.clone())
     });
     match (tenant, app) {

@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{FactBase, Limits};
 use crate::model::schema::{SchemaError, TupleKind};
 use crate::model::{Conditions, ObjectRef, ObjectType, Schema, Timestamp, Tuple};
-use crate::store::{Durability, Store, StoreError};
+use crate::store::{Durability, Store};
 
+pub use crate::store::StoreError;
 pub use read::BindingFilter;
 pub use records::{decode_op, decode_record, encode_change, Record};
 pub use tokens::{TokenChange, TokenIndex};

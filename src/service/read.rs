@@ -75,6 +75,27 @@ impl TenantState {
         out
     }
 
+    /// Ids of the known users, groups or service accounts (by `ty`), sorted
+    /// by their reference text.
+    pub fn subject_ids(&self, ty: ObjectType) -> Vec<String> {
+        let kind = match ty {
+            ObjectType::User => crate::engine::NodeKind::User,
+            ObjectType::Group => crate::engine::NodeKind::Group,
+            ObjectType::ServiceAccount => crate::engine::NodeKind::ServiceAccount,
+            _ => return vec![],
+        };
+        let fb = &self.facts;
+        fb.nodes_of(kind)
+            .into_iter()
+            .filter_map(|n| fb.node_name(n).split_once(':').map(|(_, id)| id.to_string()))
+            .collect()
+    }
+
+    /// Is the application defined?
+    pub fn application_defined(&self, id: &str) -> bool {
+        self.facts.app_id(id).is_some()
+    }
+
     /// Is the user, group or service account known (declared or named by a tuple)?
     pub fn subject_known(&self, s: &ObjectRef) -> bool {
         self.facts.node_id(s).is_some_and(|n| self.facts.node_known(n))

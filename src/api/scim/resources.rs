@@ -22,7 +22,6 @@ use super::schema::{self, Attr, ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 use super::{base_url, patch, scim_response, ScimBody, ScimCaller, ScimError, MAX_RESULTS};
 use crate::api::error::blocking;
 use crate::api::{ApiError, AppState};
-use crate::engine::NodeKind;
 use crate::model::{validate_id, ObjectRef, ObjectType, Timestamp, Tuple};
 use crate::service::{BindingFilter, Change, Suspension, TenantState};
 
@@ -76,13 +75,6 @@ impl Kind {
         match self {
             Kind::User => "Users",
             Kind::Group => "Groups",
-        }
-    }
-
-    fn node(self) -> NodeKind {
-        match self {
-            Kind::User => NodeKind::User,
-            Kind::Group => NodeKind::Group,
         }
     }
 
@@ -359,15 +351,8 @@ async fn list(
     let base = base_url(&state, &caller.tenant);
     let body = blocking(move || {
         let st = tenant.read();
-        let fb = &st.facts();
-        let ids: Vec<(Kind, String)> = kinds
-            .iter()
-            .flat_map(|&kind| {
-                fb.nodes_of(kind.node())
-                    .into_iter()
-                    .filter_map(move |n| fb.node_name(n).split_once(':').map(|(_, id)| (kind, id.to_string())))
-            })
-            .collect();
+        let ids: Vec<(Kind, String)> =
+            kinds.iter().flat_map(|&kind| st.subject_ids(kind.ty()).into_iter().map(move |id| (kind, id))).collect();
         let (total, page): (usize, Vec<(Kind, Value)>) = match &p.filter {
             None => {
                 let page =
@@ -467,10 +452,9 @@ fn user_changes(
         Some(v) => return Err(ScimError::bad("invalidValue", format!("`active` is a boolean, not `{v}`"))),
     };
     let user_name = required_string(&doc, "userName")?;
-    let taken = st.facts().nodes_of(NodeKind::User).into_iter().any(|n| {
-        let other = st.facts().node_name(n).strip_prefix("user:").unwrap_or("");
+    let taken = st.subject_ids(ObjectType::User).into_iter().any(|other| {
         other != id
-            && stored(st, Kind::User, other)
+            && stored(st, Kind::User, &other)
                 .get("userName")
                 .and_then(Value::as_str)
                 .is_some_and(|u| u.to_lowercase() == user_name.to_lowercase())
