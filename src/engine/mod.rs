@@ -88,6 +88,37 @@ pub struct SubjectView {
     /// `(app, scope)` → (index into `holds`, usable) for every `Entitled`
     /// fact; `usable` is whether the matching `Granted` fact was derived.
     pub entitled: FxHashMap<(AppId, ScopeId), Entitlement>,
+    /// Denial reasons already read from the rules for this view (by app and
+    /// scope), so a repeated denial does not re-run the explain program. It
+    /// lives and dies with the view, so invalidation covers it.
+    pub denials: DenialMemo,
+}
+
+/// A small memo of `(app, scope) → reason` for the denials of one view.
+#[derive(Debug, Default)]
+pub struct DenialMemo(std::sync::Mutex<SmallVec<[((AppId, ScopeId), &'static str); 4]>>);
+
+/// Most denial reasons one view remembers.
+const DENIALS_PER_VIEW: usize = 16;
+
+impl DenialMemo {
+    pub fn get(&self, key: (AppId, ScopeId)) -> Option<&'static str> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().find(|(k, _)| *k == key).map(|&(_, r)| r)
+    }
+
+    pub fn put(&self, key: (AppId, ScopeId), reason: &'static str) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() < DENIALS_PER_VIEW && !m.iter().any(|(k, _)| *k == key) {
+            m.push((key, reason));
+        }
+    }
+}
+
+impl Clone for DenialMemo {
+    fn clone(&self) -> Self {
+        DenialMemo(std::sync::Mutex::new(self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()))
+    }
 }
 
 /// The `Entitled` facts of one (application, scope) for a subject.
@@ -894,7 +925,7 @@ impl FactBase {
         for v in entitled.values_mut() {
             v.paths.sort();
         }
-        SubjectView { holds, entitled }
+        SubjectView { holds, entitled, denials: DenialMemo::default() }
     }
 
     /// Shortest paths from `s` to every group it reaches, over the derived

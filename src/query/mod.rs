@@ -183,8 +183,13 @@ pub fn no_grant_reason(
         return Ok("no_binding");
     }
     let Some(x) = scope else { return Ok("scope_not_supported") };
+    if let Some(r) = view.denials.get((app, x)) {
+        return Ok(r);
+    }
     let derived = fb.evaluate(s, Some((app, x)))?;
-    Ok(deny_reason(derived.verdicts.iter().map(|&(_, w)| w)))
+    let reason = deny_reason(derived.verdicts.iter().map(|&(_, w)| w));
+    view.denials.put((app, x), reason);
+    Ok(reason)
 }
 
 /// May `subject` use `scope` on `application` in `ctx`?
