@@ -118,6 +118,12 @@ impl Response {
     }
 }
 
+/// Standard base64 (HTTP Basic credentials).
+pub fn b64(input: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(input)
+}
+
 /// A keep-alive HTTP/1.1 connection (Content-Length bodies only).
 /// It reconnects after a response that closed the connection (the server
 /// closes it when it answers before reading the whole body, e.g. a 401).
