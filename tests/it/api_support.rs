@@ -124,13 +124,15 @@ pub fn b64(input: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(input)
 }
 
-/// An HTTP/1.1 client of one server (`ureq`: keep-alive connections from a
-/// pool, a new one when the server closed the last, e.g. after answering
-/// before reading the whole body). 4xx and 5xx are answers, not errors.
+/// An HTTP/1.1 client of one server (`ureq`). 4xx and 5xx are answers, not
+/// errors. With keep-alive, a request that finds its pooled connection
+/// closed by the server (which closes it after answering before reading
+/// the whole body, e.g. a 401) is sent once more on a new one.
 #[derive(Clone)]
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    keep_alive: bool,
 }
 
 impl Client {
@@ -151,23 +153,38 @@ impl Client {
         if !keep_alive {
             config = config.max_idle_connections(0);
         }
-        Client { base: format!("http://{addr}"), agent: config.build().into() }
+        Client { base: format!("http://{addr}"), agent: config.build().into(), keep_alive }
     }
 
     /// One request, on the calling thread.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, String> {
+        match self.request_once(method, path, headers, body) {
+            Err(ureq::Error::Io(_) | ureq::Error::Protocol(_)) if self.keep_alive => {
+                self.request_once(method, path, headers, body)
+            }
+            r => r,
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    fn request_once(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, ureq::Error> {
         let mut req = Request::builder().method(method).uri(format!("{}{path}", self.base));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(body.to_vec()).map_err(|e| e.to_string())?;
-        let mut res = self.agent.run(req).map_err(|e| e.to_string())?;
+        let mut res = self.agent.run(req.body(body.to_vec())?)?;
         let headers = res
             .headers()
             .iter()
             .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
-        let body = res.body_mut().with_config().limit(u64::MAX).read_to_vec().map_err(|e| e.to_string())?;
+        let body = res.body_mut().with_config().limit(u64::MAX).read_to_vec()?;
         Ok(Response { status: res.status().as_u16(), headers, body })
     }
 
