@@ -220,3 +220,26 @@ pub fn to_policy_yaml(changes: &[Change], tenant: &str) -> String {
     }
     y
 }
+
+/// The `p` quantile (0 to 1) of `sorted` samples: the sample at rank
+/// `round((n - 1) * p)`; zero (the default) when there are none. The one
+/// percentile of `holdfast bench`, `bench --http` and `bench/cedar`.
+pub fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
+    let Some(last) = sorted.len().checked_sub(1) else { return T::default() };
+    sorted[((last as f64 * p.clamp(0.0, 1.0)).round() as usize).min(last)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+    use std::time::Duration;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let xs: Vec<u64> = (1..=100).collect();
+        assert_eq!((percentile(&xs, 0.0), percentile(&xs, 0.5), percentile(&xs, 0.99)), (1, 51, 99));
+        assert_eq!(percentile(&xs, 1.0), 100);
+        assert_eq!(percentile(&[7u32], 0.99), 7);
+        assert_eq!(percentile::<Duration>(&[], 0.5), Duration::ZERO);
+    }
+}

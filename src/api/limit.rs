@@ -85,6 +85,7 @@ pub async fn per_caller(State(state): State<AppState>, req: Request, next: Next)
     }
     let who = caller(&state, &req);
     let Some(slot) = state.in_flight().acquire(&state, who, max) else {
+        state.metrics().too_many_requests();
         let mut res = ApiError::new(
             ErrorCode::TooManyRequests,
             format!("this caller already has {max} requests in flight; retry when one has finished"),

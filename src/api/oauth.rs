@@ -25,6 +25,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -458,9 +459,9 @@ fn client_auth(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Tenant>, St
         .or_else(|| value.strip_prefix("basic "))
         .ok_or_else(|| unauthorized("expected `Authorization: Basic <client_id:client_secret>`"))?;
     let bad = || unauthorized("the client credentials are not valid");
-    let decoded = base64_decode(encoded.trim()).and_then(|b| String::from_utf8(b).ok()).ok_or_else(bad)?;
+    let decoded = basic_credentials(encoded).ok_or_else(bad)?;
     let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    let (id, secret) = (pct_decode(id).ok_or_else(bad)?, pct_decode(secret).ok_or_else(bad)?);
+    let (id, secret) = (form_decode(id).ok_or_else(bad)?, form_decode(secret).ok_or_else(bad)?);
     let tenant = state.holdfast().client_tenant(&id);
     let app = tenant.as_ref().and_then(|t| {
         let st = t.read();
@@ -485,16 +486,13 @@ fn inactive() -> Response {
     no_store(axum::Json(json!({"active": false})).into_response())
 }
 
-/// The parameters of a form-encoded body; a repeated parameter is an error.
-#[allow(clippy::result_large_err)]
-/// The caller's tenant, its application and the request's form fields.
-type TokenRequest = (Arc<Tenant>, String, BTreeMap<String, String>);
+/// The parameters of a form body, by name.
+type Form = BTreeMap<String, String>;
 
 /// The common start of introspection and revocation: the calling
 /// application's credentials, the form body, and a non-empty `token` in it.
-/// (`Err` is the finished OAuth error answer, sent as it is.)
 #[allow(clippy::result_large_err)]
-fn token_request(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, Response> {
+fn token_request(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Arc<Tenant>, String, Form), Response> {
     let (tenant, caller_app) = client_auth(state, headers)?;
     let form = parse_form(body)?;
     if form.get("token").is_none_or(|t| t.is_empty()) {
@@ -503,18 +501,17 @@ fn token_request(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<T
     Ok((tenant, caller_app, form))
 }
 
+/// The parameters of a form-encoded body; a repeated parameter is an error.
 #[allow(clippy::result_large_err)]
-fn parse_form(body: &[u8]) -> Result<BTreeMap<String, String>, Response> {
+fn parse_form(body: &[u8]) -> Result<Form, Response> {
     let bad = |m: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", m);
     let text = std::str::from_utf8(body).map_err(|_| bad("the body is not UTF-8"))?;
+    if malformed_escape(text) {
+        return Err(bad("the body is not form-urlencoded"));
+    }
     let mut out = BTreeMap::new();
-    for pair in text.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (
-            pct_decode(k).ok_or_else(|| bad("the body is not form-urlencoded"))?,
-            pct_decode(v).ok_or_else(|| bad("the body is not form-urlencoded"))?,
-        );
-        if out.insert(k.clone(), v).is_some() {
+    for (k, v) in form_urlencoded::parse(text.as_bytes()) {
+        if out.insert(k.to_string(), v.into_owned()).is_some() {
             return Err(bad(&format!("parameter `{k}` is given more than once")));
         }
     }
@@ -600,56 +597,38 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
 /// The client id of an (already verified) Basic header.
 fn client_id_of(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let d = String::from_utf8(base64_decode(v.get(6..)?.trim())?).ok()?;
-    pct_decode(d.split_once(':')?.0)
+    form_decode(basic_credentials(v.get(6..)?)?.split_once(':')?.0)
 }
 
-/// Percent-decoding of `application/x-www-form-urlencoded` (`+` is a space).
-fn pct_decode(s: &str) -> Option<String> {
+/// Standard base64, padding optional (some clients strip it).
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// The `client_id:client_secret` text of a Basic header's credentials.
+fn basic_credentials(encoded: &str) -> Option<String> {
+    String::from_utf8(BASE64.decode(encoded.trim()).ok()?).ok()
+}
+
+/// A `%` not followed by two hex digits: the WHATWG parser keeps it as
+/// text; these endpoints refuse it as not form-urlencoded.
+fn malformed_escape(s: &str) -> bool {
     let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(h, 16).ok()?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+    b.iter()
+        .enumerate()
+        .any(|(i, &c)| c == b'%' && !b.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
 }
 
-/// Standard base64 with optional padding.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let s = s.trim_end_matches('=').as_bytes();
-    if s.len() % 4 == 1 {
+/// One `application/x-www-form-urlencoded` component (`+` is a space), as
+/// RFC 6749 §2.3.1 has the client id and secret encoded inside Basic.
+fn form_decode(s: &str) -> Option<String> {
+    if malformed_escape(s) {
         return None;
     }
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    for chunk in s.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= val(c)? << (18 - 6 * i);
-        }
-        let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Some(out)
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8().ok().map(|c| c.into_owned())
 }
 
 #[cfg(test)]
@@ -659,19 +638,25 @@ mod tests {
 
     #[test]
     fn base64_and_form_decoding() {
-        assert_eq!(base64_decode("aGZjX3g6czNjcmV0").unwrap(), b"hfc_x:s3cret");
-        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
-        assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
-        assert_eq!(base64_decode("YWJj").unwrap(), b"abc");
-        assert!(base64_decode("Y").is_none());
-        assert!(base64_decode("a*bc").is_none());
-        assert_eq!(pct_decode("a%20b+c%3A").unwrap(), "a b c:");
-        assert!(pct_decode("%zz").is_none());
-        assert!(pct_decode("%4").is_none());
-        let f = parse_form(b"token=hf_at_1&client_ip=10.0.0.1&token_type_hint=access_token").unwrap();
+        assert_eq!(basic_credentials("aGZjX3g6czNjcmV0").unwrap(), "hfc_x:s3cret");
+        assert_eq!(basic_credentials(" YQ== ").unwrap(), "a");
+        assert_eq!(basic_credentials("YQ").unwrap(), "a", "padding is optional");
+        assert_eq!(basic_credentials("YWI=").unwrap(), "ab");
+        assert_eq!(basic_credentials("YWJj").unwrap(), "abc");
+        assert!(basic_credentials("Y").is_none());
+        assert!(basic_credentials("a*bc").is_none());
+        assert!(basic_credentials("/w==").is_none(), "not UTF-8");
+        assert_eq!(form_decode("a%20b+c%3A").unwrap(), "a b c:");
+        assert_eq!(form_decode("%E2%9C%93").unwrap(), "\u{2713}");
+        assert!(form_decode("%zz").is_none());
+        assert!(form_decode("%4").is_none());
+        assert!(form_decode("%FF").is_none(), "not UTF-8");
+        let f = parse_form(b"token=hf_at_1&client_ip=10.0.0.1&token_type_hint=access_token&x=a+b%2B").unwrap();
         assert_eq!(f["token"], "hf_at_1");
         assert_eq!(f["client_ip"], "10.0.0.1");
+        assert_eq!(f["x"], "a b+");
         assert_eq!(parse_form(b"token=a&token=b").unwrap_err().status(), StatusCode::BAD_REQUEST);
+        assert_eq!(parse_form(b"token=%zz").unwrap_err().status(), StatusCode::BAD_REQUEST);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use rand::{rngs::SmallRng, Rng, SeedableRng};
 use holdfast::model::{Context, ObjectRef, Timestamp, Tuple};
 use holdfast::query;
 use holdfast::service::{Change, Holdfast};
-use holdfast::workload::{self, Shape};
+use holdfast::workload::{self, percentile, Shape};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -42,13 +42,6 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 fn fmt(d: Duration) -> String {
     let ns = d.as_nanos();
     if ns < 10_000 {
@@ -78,8 +71,8 @@ impl Row {
             r.samples.sort();
             n += r.samples.len();
             let total: Duration = r.samples.iter().sum();
-            p50.push(pct(&r.samples, 0.5));
-            p99.push(pct(&r.samples, 0.99));
+            p50.push(percentile(&r.samples, 0.5));
+            p99.push(percentile(&r.samples, 0.99));
             max.push(*r.samples.last().unwrap_or(&Duration::ZERO));
             per_s.push(if total.is_zero() { 0 } else { (r.samples.len() as f64 / total.as_secs_f64()) as u64 });
         }

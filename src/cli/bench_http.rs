@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 
 use holdfast::api::{self, AppState, Keys};
 use holdfast::service::Holdfast;
-use holdfast::workload::{self, Shape};
+use holdfast::workload::{self, percentile, Shape};
 
 const TENANT: &str = "bench";
 const KEY: &str = "bench-key";
@@ -125,13 +125,6 @@ async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(), Strin
     }
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 fn us(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
@@ -222,8 +215,8 @@ pub fn run(a: &BenchHttpArgs) -> Result<ExitCode, String> {
             lat.len(),
             rps,
             rps * per as f64,
-            us(pct(&lat, 0.5)),
-            us(pct(&lat, 0.99)),
+            us(percentile(&lat, 0.5)),
+            us(percentile(&lat, 0.99)),
             us(lat.last().copied().unwrap_or_default())
         );
     }

@@ -1,63 +1,47 @@
-//! A minimal blocking HTTP/1.1 client over `std::net::TcpStream`, for
-//! `http://` URLs only (`holdfast apply`). One request per connection
-//! (`Connection: close`); bodies by `Content-Length`, chunked, or to EOF.
+//! The HTTP client of `holdfast apply`: `ureq` (blocking, rustls with the
+//! webpki roots), for `https://` and `http://` URLs. Redirects are not
+//! followed (the request carries the API key), and 4xx/5xx answers are
+//! returned to the caller, which reports the server's error body.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Largest response read (a diff of a large tenant is big, but bounded).
 const MAX_RESPONSE: u64 = 256 << 20;
 
-/// `http://host[:port][/base]`.
+/// Kept as is in a path segment or query value: RFC 3986 unreserved, `:`, `@`.
+const KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b':').remove(b'@');
+
+/// A server URL: `http[s]://host[:port][/base]`, without a trailing `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Url {
-    pub host: String,
-    pub port: u16,
-    /// Path prefix without a trailing `/` (empty for the root).
-    pub base: String,
-}
+pub struct Url(String);
 
 impl Url {
     pub fn parse(s: &str) -> Result<Url, String> {
-        let rest = s.strip_prefix("http://").ok_or_else(|| {
-            if s.starts_with("https://") {
-                format!("`{s}`: https is not supported by this client; use http:// (e.g. through a local proxy)")
-            } else {
-                format!("`{s}` is not an http:// URL")
-            }
-        })?;
-        let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-        if authority.is_empty() || authority.contains('@') {
-            return Err(format!("`{s}`: expected http://host[:port]"));
+        let uri: ureq::http::Uri = s.parse().map_err(|_| format!("`{s}` is not a URL"))?;
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            _ => return Err(format!("`{s}` is not an http:// or https:// URL")),
         }
-        let port_of = |p: &str| p.parse::<u16>().map_err(|_| format!("`{s}`: `{p}` is not a port"));
-        let (host, port) = match authority.strip_prefix('[') {
-            Some(v6) => {
-                let (h, after) = v6.split_once(']').ok_or_else(|| format!("`{s}`: unclosed `[`"))?;
-                (h.to_string(), after.strip_prefix(':').map_or(Ok(80), port_of)?)
-            }
-            None => match authority.split_once(':') {
-                Some((h, p)) => (h.to_string(), port_of(p)?),
-                None => (authority.to_string(), 80),
-            },
-        };
-        let base = path.trim_end_matches('/');
-        Ok(Url { host, port, base: if base.is_empty() { String::new() } else { format!("/{base}") } })
+        let authority = uri.authority().ok_or_else(|| format!("`{s}`: expected http[s]://host[:port]"))?;
+        if authority.as_str().contains('@') || authority.host().is_empty() {
+            return Err(format!("`{s}`: expected http[s]://host[:port]"));
+        }
+        let port = authority.as_str().strip_prefix(authority.host()).unwrap_or("");
+        if let Some(p) = port.strip_prefix(':').filter(|p| p.parse::<u16>().is_err()) {
+            return Err(format!("`{s}`: `{p}` is not a port"));
+        }
+        if uri.query().is_some() {
+            return Err(format!("`{s}`: the server URL takes no query"));
+        }
+        Ok(Url(s.trim_end_matches('/').to_string()))
     }
 }
 
 /// Percent-encodes a path segment or query value (RFC 3986 unreserved kept).
 pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'@') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, KEEP).to_string()
 }
 
 #[derive(Debug)]
@@ -66,89 +50,54 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// Sends one request; `path` starts with `/` and may carry a query.
-pub fn request(
+/// Sends one `PUT`; `path` starts with `/` and may carry a query.
+pub fn put(
     url: &Url,
-    method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
     timeout: Duration,
 ) -> Result<Response, String> {
-    let target = format!("{}:{}", url.host, url.port);
-    let addr = target
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve `{target}`: {e}"))?
-        .next()
-        .ok_or_else(|| format!("cannot resolve `{target}`"))?;
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("cannot connect to `{target}`: {e}"))?;
-    let io = |e: std::io::Error| format!("`{target}`: {e}");
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io)?;
-    let host = if url.host.contains(':') { format!("[{}]", url.host) } else { url.host.clone() };
-    let mut head = format!(
-        "{method} {}{path} HTTP/1.1\r\nhost: {host}:{}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        url.base,
-        url.port,
-        body.len()
-    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(timeout))
+        .user_agent(concat!("holdfast/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let target = format!("{}{path}", url.0);
+    let mut req = agent.put(&target);
     for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
+        req = req.header(*k, *v);
     }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).map_err(io)?;
-    stream.write_all(body).map_err(io)?;
-    let mut raw = Vec::new();
-    stream.take(MAX_RESPONSE).read_to_end(&mut raw).map_err(io)?;
-    parse_response(&raw).map_err(|e| format!("`{target}`: {e}"))
-}
-
-fn parse_response(raw: &[u8]) -> Result<Response, String> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("the response has no complete header")?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "the response header is not text")?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line `{status_line}`"))?;
-    let mut length: Option<usize> = None;
-    let mut chunked = false;
-    for l in lines {
-        let Some((k, v)) = l.split_once(':') else { continue };
-        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-        if k == "content-length" {
-            length = Some(v.parse().map_err(|_| format!("bad content-length `{v}`"))?);
-        } else if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
-            chunked = true;
-        }
-    }
-    let rest = &raw[end + 4..];
-    let body = if chunked {
-        dechunk(rest)?
-    } else if let Some(n) = length {
-        rest.get(..n).ok_or("the response body is shorter than its content-length")?.to_vec()
-    } else {
-        rest.to_vec()
-    };
+    let mut res = req.send(body).map_err(|e| describe(&url.0, e))?;
+    let status = res.status().as_u16();
+    let body = res.body_mut().with_config().limit(MAX_RESPONSE).read_to_vec().map_err(|e| describe(&url.0, e))?;
     Ok(Response { status, body })
 }
 
-fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let eol = rest.windows(2).position(|w| w == b"\r\n").ok_or("truncated chunk size")?;
-        let size_text = std::str::from_utf8(&rest[..eol]).map_err(|_| "bad chunk size")?;
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| format!("bad chunk size `{size_text}`"))?;
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            return Ok(out);
+/// A transport error in words that name the server.
+fn describe(server: &str, e: ureq::Error) -> String {
+    use std::io::ErrorKind;
+    match e {
+        ureq::Error::Io(io)
+            if matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+            ) =>
+        {
+            format!("cannot connect to `{server}`: {io}")
         }
-        out.extend_from_slice(rest.get(..size).ok_or("truncated chunk")?);
-        rest = rest.get(size + 2..).ok_or("truncated chunk")?;
+        // rustls reports a failed handshake as invalid data.
+        ureq::Error::Io(io) if io.kind() == ErrorKind::InvalidData && server.starts_with("https:") => {
+            format!("the TLS handshake with `{server}` failed ({io}); does it serve https on that port?")
+        }
+        ureq::Error::Io(io) => format!("`{server}`: {io}"),
+        ureq::Error::ConnectionFailed => format!("cannot connect to `{server}`"),
+        ureq::Error::HostNotFound => format!("cannot connect to `{server}`: the host is not found"),
+        ureq::Error::Timeout(t) => format!("`{server}` did not answer in time ({t})"),
+        ureq::Error::BodyExceedsLimit(n) => format!("`{server}` answered with more than {n} bytes"),
+        e => format!("`{server}`: {e}"),
     }
 }
 
@@ -159,26 +108,47 @@ mod tests {
 
     #[test]
     fn urls() {
-        let u = Url::parse("http://127.0.0.1:8080").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.base.as_str()), ("127.0.0.1", 8080, ""));
-        let u = Url::parse("http://example.test/holdfast/").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.base.as_str()), ("example.test", 80, "/holdfast"));
-        let u = Url::parse("http://[::1]:9000").unwrap();
-        assert_eq!((u.host.as_str(), u.port), ("::1", 9000));
-        assert!(Url::parse("https://x").unwrap_err().contains("https is not supported"));
-        assert!(Url::parse("ftp://x").is_err());
-        assert!(Url::parse("http://x:port").is_err());
+        assert_eq!(Url::parse("http://127.0.0.1:8080").unwrap().0, "http://127.0.0.1:8080");
+        assert_eq!(Url::parse("https://example.test/holdfast/").unwrap().0, "https://example.test/holdfast");
+        assert_eq!(Url::parse("http://[::1]:9000").unwrap().0, "http://[::1]:9000");
+        assert!(Url::parse("ftp://x").unwrap_err().contains("not an http:// or https:// URL"));
+        assert!(Url::parse("example.test").is_err());
+        assert!(Url::parse("http://x:port").unwrap_err().contains("`port` is not a port"));
+        assert!(Url::parse("http://x:70000").is_err());
+        assert!(Url::parse("http://user:pw@x").is_err());
         assert_eq!(encode("a b/c.yaml"), "a%20b%2Fc.yaml");
+        assert_eq!(encode("acme:prod@x~y_z-1"), "acme:prod@x~y_z-1");
     }
 
     #[test]
-    fn responses() {
-        let r = parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (200, &b"{}"[..]));
-        let r = parse_response(b"HTTP/1.1 422 X\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
-            .unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (422, &b"abcde"[..]));
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nab").is_err());
+    fn a_closed_port_is_named() {
+        // Bind then drop: the port is (almost surely) closed now.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        let e = put(&url, "/", &[], b"", Duration::from_secs(5)).unwrap_err();
+        assert!(e.starts_with("cannot connect to `http://127.0.0.1:"), "{e}");
+    }
+
+    #[test]
+    fn https_urls_speak_tls_so_the_key_never_goes_out_in_clear() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut first = vec![0; 512];
+            let n = conn.read(&mut first).unwrap();
+            first.truncate(n);
+            first // dropping the connection ends the handshake
+        });
+        let url = Url::parse(&format!("https://127.0.0.1:{port}")).unwrap();
+        let key = "hf_secret_key_value";
+        let auth = format!("Bearer {key}");
+        let e = put(&url, "/v1/tenants/t/policy", &[("authorization", &auth)], b"roles: {}", Duration::from_secs(5))
+            .unwrap_err();
+        assert!(e.contains(&format!("https://127.0.0.1:{port}")), "{e}");
+        let first = seen.join().unwrap();
+        assert_eq!(first.first(), Some(&0x16), "a TLS handshake record comes first: {first:?}");
+        assert!(!String::from_utf8_lossy(&first).contains(key));
     }
 }

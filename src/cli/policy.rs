@@ -358,7 +358,7 @@ pub fn bench_diff(a: &BenchDiffArgs) -> Result<ExitCode, String> {
 pub struct ApplyArgs {
     /// The policy file (YAML or JSON).
     file: PathBuf,
-    /// The server, `http://host:port`.
+    /// The server, `https://host[:port]` (or `http://` on a trusted network).
     #[arg(long)]
     server: String,
     /// The tenant (default: the file's `tenant:`, else `default`).
@@ -389,7 +389,7 @@ pub struct ApplyArgs {
 /// kind present (nothing applied), 2 invalid input, a refused request or a
 /// transport error.
 pub fn apply(a: &ApplyArgs) -> Result<ExitCode, String> {
-    use super::http_client::{encode, request, Url};
+    use super::http_client::{encode, put, Url};
     let url = Url::parse(&a.server)?;
     let key = match &a.key {
         Some(k) => k.clone(),
@@ -431,7 +431,7 @@ pub fn apply(a: &ApplyArgs) -> Result<ExitCode, String> {
         ("accept", "application/json"),
     ];
     let timeout = std::time::Duration::from_secs(a.timeout.max(1));
-    let res = request(&url, "PUT", &path, &headers, text.as_bytes(), timeout)?;
+    let res = put(&url, &path, &headers, text.as_bytes(), timeout)?;
     let body: serde_json::Value = serde_json::from_slice(&res.body).map_err(|_| {
         format!(
             "{} answered {} with a body that is not JSON: {}",

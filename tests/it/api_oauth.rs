@@ -5,28 +5,14 @@
 
 use serde_json::{json, Value};
 
-use super::api_support::{acme_state, fixed_now, Client, Response, Server, ADMIN, READER, WRITER};
+use super::api_support::{acme_state, b64, fixed_now, Client, Response, Server, ADMIN, READER, WRITER};
 
 const T: &str = "/v1/tenants/acme";
 
-fn b64(input: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
+/// RFC 6749 §2.3.1: each part form-urlencoded, then base64.
 fn basic(id: &str, secret: &str) -> String {
-    format!("Basic {}", b64(format!("{id}:{secret}").as_bytes()))
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!("Basic {}", b64(format!("{}:{}", enc(id), enc(secret)).as_bytes()))
 }
 
 /// `user:alice`'s MFA five minutes before the fixed clock.

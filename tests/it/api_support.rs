@@ -1,8 +1,10 @@
 //! Shared by the API tests: the worked example behind a store, fixed keys
-//! and clock, a real server on 127.0.0.1:0, and a tiny HTTP/1.1 client.
+//! and clock, a real server on 127.0.0.1:0, and the one HTTP client of the
+//! tests (`ureq`, which `holdfast apply` uses too).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
@@ -11,8 +13,6 @@ use holdfast::model::Timestamp;
 use holdfast::policy;
 use holdfast::service::Holdfast;
 use holdfast::store::Durability;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 pub const ADMIN: &str = "admin-key";
@@ -118,78 +118,87 @@ impl Response {
     }
 }
 
-/// A keep-alive HTTP/1.1 connection (Content-Length bodies only).
-/// It reconnects after a response that closed the connection (the server
-/// closes it when it answers before reading the whole body, e.g. a 401).
+/// Standard base64 (HTTP Basic credentials).
+pub fn b64(input: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(input)
+}
+
+/// An HTTP/1.1 client of one server (`ureq`). 4xx and 5xx are answers, not
+/// errors. With keep-alive, a request that finds its pooled connection
+/// closed by the server (which closes it after answering before reading
+/// the whole body, e.g. a 401) is sent once more on a new one.
+#[derive(Clone)]
 pub struct Client {
-    addr: SocketAddr,
-    conn: BufReader<TcpStream>,
-    closed: bool,
+    base: String,
+    agent: ureq::Agent,
+    keep_alive: bool,
 }
 
 impl Client {
+    /// Keep-alive connections (the async tests).
     pub async fn connect(addr: SocketAddr) -> Client {
-        Client { addr, conn: BufReader::new(TcpStream::connect(addr).await.unwrap()), closed: false }
+        Client::new(addr, true)
     }
 
-    pub async fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-        if self.closed {
-            *self = Client::connect(self.addr).await;
+    /// `keep_alive: false`: a new connection for every request (the crash
+    /// harness, whose server is killed under load).
+    pub fn new(addr: SocketAddr, keep_alive: bool) -> Client {
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .proxy(None)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .timeout_global(Some(Duration::from_secs(60)));
+        if !keep_alive {
+            config = config.max_idle_connections(0);
         }
-        let mut head = format!("{method} {path} HTTP/1.1\r\nhost: test\r\ncontent-length: {}\r\n", body.len());
+        Client { base: format!("http://{addr}"), agent: config.build().into(), keep_alive }
+    }
+
+    /// One request, on the calling thread.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, String> {
+        match self.request_once(method, path, headers, body) {
+            Err(ureq::Error::Io(_) | ureq::Error::Protocol(_)) if self.keep_alive => {
+                self.request_once(method, path, headers, body)
+            }
+            r => r,
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    fn request_once(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, ureq::Error> {
+        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.base));
         for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
+            req = req.header(*k, *v);
         }
-        head.push_str("\r\n");
-        // The server may have closed an idle connection (after answering a
-        // request before reading its body): reconnect once.
-        for attempt in 0..2 {
-            match self.exchange(head.as_bytes(), body).await {
-                Ok(r) => return r,
-                Err(e) if attempt == 0 => {
-                    let _ = e;
-                    *self = Client::connect(self.addr).await;
-                }
-                Err(e) => panic!("{method} {path}: {e}"),
-            }
-        }
-        unreachable!()
-    }
-
-    async fn exchange(&mut self, head: &[u8], body: &[u8]) -> std::io::Result<Response> {
-        let stream = self.conn.get_mut();
-        stream.write_all(head).await?;
-        stream.write_all(body).await?;
-        self.read_response().await
-    }
-
-    async fn read_response(&mut self) -> std::io::Result<Response> {
-        let mut line = String::new();
-        if self.conn.read_line(&mut line).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        let status: u16 =
-            line.split_whitespace().nth(1).unwrap_or_else(|| panic!("bad status line {line:?}")).parse().unwrap();
-        let mut headers = Vec::new();
-        loop {
-            line.clear();
-            self.conn.read_line(&mut line).await.unwrap();
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            let (k, v) = l.split_once(':').unwrap();
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-        let len: usize = headers
+        let mut res = self.agent.run(req.body(body.to_vec())?)?;
+        let headers = res
+            .headers()
             .iter()
-            .find(|(k, _)| k == "content-length")
-            .map(|(_, v)| v.parse().unwrap())
-            .unwrap_or_else(|| panic!("no content-length in {headers:?}"));
-        let mut body = vec![0; len];
-        self.conn.read_exact(&mut body).await.unwrap();
-        self.closed = headers.iter().any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close"));
-        Ok(Response { status, headers, body })
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let body = res.body_mut().with_config().limit(u64::MAX).read_to_vec()?;
+        Ok(Response { status: res.status().as_u16(), headers, body })
+    }
+
+    /// One request on the blocking pool (the async tests).
+    pub async fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        let (c, m, p, b) = (self.clone(), method.to_string(), path.to_string(), body.to_vec());
+        let h: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        tokio::task::spawn_blocking(move || {
+            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            c.request(&m, &p, &h, &b)
+        })
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
     /// A JSON request with a bearer key.

@@ -19,8 +19,7 @@
 //! [`sigkill_cycles_from_env`] in release mode and prints the report.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +29,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
+
+use super::api_support::Client;
 
 const KEY: &str = "crash-harness-key";
 const TENANT: &str = "crash";
@@ -121,30 +122,14 @@ impl std::fmt::Display for Report {
 
 // ------------------------------------------------------------------ client
 
-/// One request on a fresh connection (`Connection: close`): (status, body).
-fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<(u16, Value)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+/// One request on a fresh connection: (status, body).
+fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
     let body = body.map(Value::to_string).unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: crash\r\nauthorization: Bearer {KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes())?;
-    s.write_all(body.as_bytes())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated response"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad status line"))?;
-    let json = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()));
-    Ok((status, json))
+    let auth = format!("Bearer {KEY}");
+    let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+    let r = Client::new(addr, false).request(method, path, &headers, body.as_bytes())?;
+    let text = r.text();
+    Ok((r.status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
 }
 
 fn revision_of(v: &Value) -> u64 {
@@ -310,7 +295,7 @@ fn all_tuples(addr: SocketAddr) -> Result<BTreeSet<String>, String> {
         if let Some(t) = &token {
             path.push_str(&format!("&page_token={t}"));
         }
-        match request(addr, "GET", &path, None).map_err(|e| e.to_string())? {
+        match request(addr, "GET", &path, None)? {
             (200, v) => {
                 for t in v["tuples"].as_array().unwrap() {
                     out.insert(t["tuple"].as_str().unwrap().to_string());
@@ -328,7 +313,7 @@ fn all_tuples(addr: SocketAddr) -> Result<BTreeSet<String>, String> {
 
 fn check(addr: SocketAddr, subject: &str) -> Result<String, String> {
     let body = json!({"subject": subject, "application": "app", "scope": "read"});
-    match request(addr, "POST", &format!("/v1/tenants/{TENANT}/check"), Some(&body)).map_err(|e| e.to_string())? {
+    match request(addr, "POST", &format!("/v1/tenants/{TENANT}/check"), Some(&body))? {
         (200, v) => Ok(v["decision"].as_str().unwrap_or("").to_string()),
         (s, v) => Err(format!("check answered {s}: {v}")),
     }

@@ -13,7 +13,7 @@ use holdfast::store::Durability;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-use super::api_support::{acme_state, call, fixed_now, keys, Client, Server, ADMIN, OTHER, READER, WRITER};
+use super::api_support::{acme_state, b64, call, fixed_now, keys, Client, Server, ADMIN, OTHER, READER, WRITER};
 
 /// The worked example in `acme`, and a tenant `other` that reuses its ids
 /// (`user:alice`, `group:engineering`, application `deploy-mcp`, role
@@ -270,18 +270,6 @@ fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
         buf
     })
     .clone()
-}
-
-fn b64(input: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { A[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

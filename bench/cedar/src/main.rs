@@ -90,11 +90,7 @@ impl Samples {
         &self.ns
     }
     fn pct(&mut self, p: f64) -> u64 {
-        let s = self.sorted();
-        if s.is_empty() {
-            return 0;
-        }
-        s[((s.len() - 1) as f64 * p).round() as usize]
+        holdfast::workload::percentile(self.sorted(), p)
     }
     fn mean(&self) -> u64 {
         if self.ns.is_empty() {
