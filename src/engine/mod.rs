@@ -96,7 +96,10 @@ pub struct SubjectView {
 
 /// A small memo of `(app, scope) → reason` for the denials of one view.
 #[derive(Debug, Default)]
-pub struct DenialMemo(std::sync::Mutex<SmallVec<[((AppId, ScopeId), &'static str); 4]>>);
+pub struct DenialMemo(std::sync::Mutex<SmallVec<[Denial; 4]>>);
+
+/// One remembered denial: (application, scope) and its reason.
+type Denial = ((AppId, ScopeId), &'static str);
 
 /// Most denial reasons one view remembers.
 const DENIALS_PER_VIEW: usize = 16;
@@ -295,10 +298,6 @@ impl FactBase {
             || self.node_bindings.get(i).is_some_and(|b| !b.is_empty())
     }
 
-    pub fn node_declared(&self, n: NodeId) -> bool {
-        self.declared.get(n.idx()).copied().unwrap_or(false)
-    }
-
     /// Every group node in id order (not sorted by name): for listings
     /// that select a page before sorting.
     pub fn groups_unsorted(&self) -> impl Iterator<Item = NodeId> + '_ {
@@ -440,10 +439,6 @@ impl FactBase {
     /// Number of relationship tuples held (memberships, grants, supports, bindings).
     pub fn tuple_count(&self) -> usize {
         self.tuple_count
-    }
-
-    pub fn node_count(&self) -> usize {
-        self.nodes.len()
     }
 
     // ------------------------------------------------------------ writes

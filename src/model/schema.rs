@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{ObjectRef, ObjectType, Tuple};
+use super::{ObjectType, Tuple};
 
 const SCHEMA_JSON: &str = include_str!("../../schema/relationships.json");
 
@@ -150,11 +150,6 @@ impl Schema {
         }
         Ok(TupleKind::Binding)
     }
-
-    /// Subject types a binding may name.
-    pub fn binding_subjects(&self, on: ObjectType) -> &[ObjectType] {
-        self.types.get(&on).map(|d| d.bindings.as_slice()).unwrap_or(&[])
-    }
 }
 
 struct LazyText<'a>(&'a Tuple);
@@ -167,11 +162,6 @@ impl LazyText<'_> {
 
 fn join(types: &[ObjectType]) -> String {
     types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
-}
-
-/// Convenience for callers holding an [`ObjectRef`] of a binding resource.
-pub fn is_binding_resource(o: &ObjectRef) -> bool {
-    matches!(o.ty, ObjectType::Application | ObjectType::Tenant)
 }
 
 #[cfg(test)]

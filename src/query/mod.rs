@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::engine::{AppId, EngineError, FactBase, Hold, NodeId, ScopeId, SubjectView, Why};
 use crate::model::conditions::{format_duration, Unmet};
-use crate::model::{CondOutcome, Conditions, Context, ObjectRef, ObjectType, Timestamp};
+use crate::model::{CondOutcome, Conditions, Context, ObjectRef, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
@@ -451,9 +451,4 @@ pub fn who_can_access(
         entries,
         next_page_token: next,
     }))
-}
-
-/// Is `r` a user, group or service account reference? (for callers).
-pub fn is_subject_ref(r: &ObjectRef) -> bool {
-    matches!(r.ty, ObjectType::User | ObjectType::Group | ObjectType::ServiceAccount)
 }

@@ -540,10 +540,6 @@ impl Holdfast {
         Ok(hf)
     }
 
-    pub fn has_store(&self) -> bool {
-        self.store.is_some()
-    }
-
     /// The last revision applied (global across tenants).
     pub fn revision(&self) -> u64 {
         self.revision.load(Ordering::Acquire)
@@ -551,10 +547,6 @@ impl Holdfast {
 
     pub fn tenant(&self, name: &str) -> Option<Arc<Tenant>> {
         self.tenants.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
-    }
-
-    pub fn tenant_names(&self) -> Vec<String> {
-        self.tenants.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
     }
 
     fn tenant_or_create(&self, name: &str) -> Arc<Tenant> {

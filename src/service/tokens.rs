@@ -114,10 +114,6 @@ impl TokenIndex {
         self.clients.values().filter(|c| c.application == application).collect()
     }
 
-    pub fn token_count(&self) -> usize {
-        self.tokens.len()
-    }
-
     pub(super) fn apply(&mut self, c: &TokenChange) {
         match c {
             TokenChange::Issue { digest, record } => {
@@ -167,11 +163,6 @@ pub fn new_client() -> Result<(String, String), getrandom::Error> {
 /// feed without being usable to find it by value.
 pub fn token_id(digest: &str) -> &str {
     digest.get(..16).unwrap_or(digest)
-}
-
-/// Is this record key one of a token or a credential?
-pub fn is_token_key(key: &str) -> bool {
-    key.starts_with("x/") || key.starts_with("c/")
 }
 
 /// The store operation of a change.
