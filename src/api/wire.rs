@@ -95,14 +95,25 @@ pub struct ContextIn {
     #[serde(default)]
     pub ip: Option<IpAddr>,
     #[serde(default, deserialize_with = "object")]
-    pub mfa: Option<MfaContext>,
+    pub mfa: Option<MfaContextIn>,
     #[serde(default, deserialize_with = "timestamp")]
     pub now: Option<Timestamp>,
 }
 
+/// [`MfaContext`] on the wire (its `auth_time` read like every time here).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfaContextIn {
+    #[serde(default)]
+    pub present: bool,
+    #[serde(default, deserialize_with = "timestamp")]
+    pub auth_time: Option<Timestamp>,
+}
+
 impl ContextIn {
     pub fn resolve(self, clock: Timestamp) -> Context {
-        Context { now: self.now.unwrap_or(clock), ip: self.ip, mfa: self.mfa }
+        let mfa = self.mfa.map(|m| MfaContext { present: m.present, auth_time: m.auth_time });
+        Context { now: self.now.unwrap_or(clock), ip: self.ip, mfa }
     }
 }
 

@@ -46,7 +46,7 @@ async fn integral_floats_are_integers() {
     let dir = tempfile::tempdir().unwrap();
     let state = acme_state(dir.path());
     let body = json!({"subject": "user:alice", "application": "deploy-mcp", "scope": "deploy:read",
-                      "at_least": 1.0, "context": {"now": 1780272000.0}});
+                      "at_least": 1.0, "context": {"now": 1780272000.0, "mfa": {"present": true, "auth_time": 1780271000.0}}});
     let (status, _, b) = call(&state, "POST", "/v1/tenants/acme/check", Some(ADMIN), Some(body)).await;
     assert_eq!(status, 200, "{b}");
     let body = json!({"subject": "user:alice", "application": "deploy-mcp", "scope": "deploy:read",
