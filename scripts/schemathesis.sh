@@ -12,7 +12,7 @@
 # Environment: HOLDFAST_BIN (default target/debug/holdfast, built with
 # `cargo build --locked` when missing), SCHEMATHESIS_VENV (default
 # target/schemathesis-venv), SCHEMATHESIS_VERSION (default 4.32.5),
-# SCHEMATHESIS_MAX_EXAMPLES (per operation and phase, default 8),
+# SCHEMATHESIS_MAX_EXAMPLES (per operation and phase, default 20),
 # SCHEMATHESIS_SEED (default 1), SCHEMATHESIS_WORKERS (default 1),
 # SCHEMATHESIS_ARGS (more `st run` options), SCHEMATHESIS_VERBOSE=1 (print
 # schemathesis' whole output even when it passes).
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 
 VERSION=${SCHEMATHESIS_VERSION:-4.32.5}
 VENV=${SCHEMATHESIS_VENV:-target/schemathesis-venv}
-MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-8}
+MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-20}
 SEED=${SCHEMATHESIS_SEED:-1}
 WORKERS=${SCHEMATHESIS_WORKERS:-1}
 START=$SECONDS
