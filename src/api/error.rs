@@ -288,7 +288,7 @@ fn is_json(parts: &Parts) -> bool {
 /// struct's fields in order, is refused (422 `invalid_request`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        return Err(match serde_json::from_slice::<serde_json::Value>(bytes) {
             Ok(_) => ApiError::invalid("request body: expected a JSON object, found an array"),
             Err(e) => ApiError::new(ErrorCode::BadJson, format!("request body: {e}")),
         });
