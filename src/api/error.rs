@@ -313,8 +313,16 @@ fn is_json(parts: &Parts) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
-/// Parses JSON with the API's error mapping.
+/// Parses a JSON object with the API's error mapping. Every request body
+/// of the API is an object: an array, which serde would read as the
+/// struct's fields in order, is refused (422 `invalid_request`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(_) => ApiError::invalid("request body: expected a JSON object, found an array"),
+            Err(e) => ApiError::new(ErrorCode::BadJson, format!("request body: {e}")),
+        });
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         let code = match e.classify() {
@@ -445,6 +453,12 @@ mod tests {
         let e = parse_json::<X>(b"{\"a\":1,\"b\":2}").unwrap_err();
         assert!(e.message.contains("unknown field `b`"), "{}", e.message);
         assert_eq!(parse_json::<X>(b"{}").unwrap_err().code, ErrorCode::InvalidRequest);
+        let e = parse_json::<X>(b" [1]").unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::InvalidRequest, "request body: expected a JSON object, found an array")
+        );
+        assert_eq!(parse_json::<X>(b"[1").unwrap_err().code, ErrorCode::BadJson);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -147,7 +148,7 @@ struct TokenScopeIn {
     requested_scope: Option<String>,
     #[serde(default)]
     client_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::wire::object")]
     context: Option<ContextIn>,
     #[serde(default)]
     at_least: Option<Revision>,
@@ -222,7 +223,7 @@ struct MintIn {
     #[serde(default)]
     expires_in: Option<Lifetime>,
     /// The subject's IP and MFA state now (`now` is the server clock).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::wire::object")]
     context: Option<ContextIn>,
 }
 
@@ -492,9 +493,24 @@ type Form = BTreeMap<String, String>;
 /// The common start of introspection and revocation: the calling
 /// application's credentials, the form body, and a non-empty `token` in it.
 #[allow(clippy::result_large_err)]
-fn token_request(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Arc<Tenant>, String, Form), Response> {
+fn token_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Arc<Tenant>, String, Form), Response> {
     let (tenant, caller_app) = client_auth(state, headers)?;
-    let form = parse_form(body)?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            oauth_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "the body is larger than the limit of this server",
+            )
+        } else {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "cannot read the body")
+        }
+    })?;
+    let form = parse_form(&body)?;
     if form.get("token").is_none_or(|t| t.is_empty()) {
         return Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "`token` is required"));
     }
@@ -521,8 +537,12 @@ fn parse_form(body: &[u8]) -> Result<Form, Response> {
 /// RFC 7662: is the token active, and with which scope *now*? The scope is
 /// re-intersected with what the subject holds, in the context `client_ip` +
 /// the server clock + the MFA state recorded at minting.
-async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (tenant, caller_app, form) = match token_request(&state, &headers, &body) {
+async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (tenant, caller_app, form) = match token_request(&state, &headers, body) {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -574,8 +594,8 @@ async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Byt
 
 /// RFC 7009: revokes a token issued for the calling application. Answers
 /// 200 whatever the token (unknown, expired, another application's).
-async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (tenant, caller_app, form) = match token_request(&state, &headers, &body) {
+async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let (tenant, caller_app, form) = match token_request(&state, &headers, body) {
         Ok(r) => r,
         Err(r) => return r,
     };

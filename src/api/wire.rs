@@ -27,16 +27,56 @@ impl<'de> Deserialize<'de> for Revision {
         #[serde(untagged)]
         enum Raw {
             Num(u64),
+            Float(f64),
             Text(String),
         }
         match Raw::deserialize(d).map_err(|_| serde::de::Error::custom("a revision is a decimal string or number"))? {
             Raw::Num(n) => Ok(Revision(n)),
+            // JSON does not tell `42.0` from `42`.
+            Raw::Float(f) if f >= 0.0 && f.fract() == 0.0 && f <= MAX_EXACT_F64 => Ok(Revision(f as u64)),
+            Raw::Float(_) => Err(serde::de::Error::custom("a revision is a decimal string or number")),
             Raw::Text(s) => s
                 .trim()
                 .parse()
                 .map(Revision)
                 .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a revision (a decimal number)"))),
         }
+    }
+}
+
+/// The largest integer an `f64` holds exactly (2^53).
+const MAX_EXACT_F64: f64 = 9_007_199_254_740_992.0;
+
+/// An optional time: RFC 3339 text or seconds since the epoch, where a
+/// number with a zero fraction (`646.0`) is that integer (JSON does not
+/// tell them apart); null is absent.
+pub fn timestamp<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    use serde::de::Error;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::Number(n) if n.as_i64().is_none() && n.as_u64().is_none() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() <= MAX_EXACT_F64 => {
+                Timestamp::from_secs(f as i64).map(Some).map_err(D::Error::custom)
+            }
+            _ => Err(D::Error::custom(format!("`{n}` is not a time (RFC 3339 text or whole seconds)"))),
+        },
+        v => serde_json::from_value(v).map(Some).map_err(D::Error::custom),
+    }
+}
+
+/// An optional nested object (`context`, `conditions`): null is absent, and
+/// anything but an object is refused (serde would read an array as the
+/// struct's fields in order).
+pub fn object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        v @ serde_json::Value::Object(_) => serde_json::from_value(v).map(Some).map_err(D::Error::custom),
+        other => Err(D::Error::custom(format!("expected an object, found `{other}`"))),
     }
 }
 
@@ -54,15 +94,26 @@ pub struct Written {
 pub struct ContextIn {
     #[serde(default)]
     pub ip: Option<IpAddr>,
-    #[serde(default)]
-    pub mfa: Option<MfaContext>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
+    pub mfa: Option<MfaContextIn>,
+    #[serde(default, deserialize_with = "timestamp")]
     pub now: Option<Timestamp>,
+}
+
+/// [`MfaContext`] on the wire (its `auth_time` read like every time here).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfaContextIn {
+    #[serde(default)]
+    pub present: bool,
+    #[serde(default, deserialize_with = "timestamp")]
+    pub auth_time: Option<Timestamp>,
 }
 
 impl ContextIn {
     pub fn resolve(self, clock: Timestamp) -> Context {
-        Context { now: self.now.unwrap_or(clock), ip: self.ip, mfa: self.mfa }
+        let mfa = self.mfa.map(|m| MfaContext { present: m.present, auth_time: m.auth_time });
+        Context { now: self.now.unwrap_or(clock), ip: self.ip, mfa }
     }
 }
 
@@ -72,7 +123,7 @@ pub struct CheckRequest {
     pub subject: String,
     pub application: String,
     pub scope: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub context: Option<ContextIn>,
     #[serde(default)]
     pub explain: bool,
@@ -101,7 +152,7 @@ pub struct BatchCheckItem {
     pub subject: String,
     pub application: String,
     pub scope: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub context: Option<ContextIn>,
 }
 
@@ -366,13 +417,14 @@ pub struct BindingIn {
     /// Absent or null: tenant-wide.
     #[serde(default)]
     pub application: Option<String>,
+    /// Parsed by [`Conditions::from_json`], so every error names its field.
     #[serde(default)]
     pub conditions: Option<serde_json::Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "timestamp")]
     pub expires_at: Option<Timestamp>,
     #[serde(default)]
     pub expires_in: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "timestamp")]
     pub not_before: Option<Timestamp>,
 }
 
@@ -383,13 +435,14 @@ pub struct RoleBindingIn {
     pub role: String,
     #[serde(default)]
     pub application: Option<String>,
+    /// Parsed by [`Conditions::from_json`], so every error names its field.
     #[serde(default)]
     pub conditions: Option<serde_json::Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "timestamp")]
     pub expires_at: Option<Timestamp>,
     #[serde(default)]
     pub expires_in: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "timestamp")]
     pub not_before: Option<Timestamp>,
 }
 

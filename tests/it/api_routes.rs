@@ -33,6 +33,30 @@ fn routes_equal_the_openapi_document() {
     assert!(missing.is_empty() && extra.is_empty(), "not in openapi.yaml: {missing:?}; not in ROUTES: {extra:?}");
 }
 
+/// Every operation has an operationId, unique, in camelCase.
+#[test]
+fn operation_ids_are_unique_and_camel_case() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/openapi.yaml")).unwrap();
+    let doc = &YamlLoader::load_from_str(&text).unwrap()[0];
+    let mut seen = BTreeSet::new();
+    for (path, item) in doc["paths"].as_hash().expect("paths") {
+        for (method, op) in item.as_hash().unwrap() {
+            let m = method.as_str().unwrap();
+            if !["get", "put", "post", "delete", "patch"].contains(&m) {
+                continue;
+            }
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{m} {path:?} has no operationId"));
+            assert!(
+                id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                    && id.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{m} {path:?}: operationId `{id}` is not camelCase"
+            );
+            assert!(seen.insert(id.to_string()), "operationId `{id}` is used twice");
+        }
+    }
+    assert_eq!(seen.len(), ROUTES.len());
+}
+
 #[tokio::test]
 async fn every_route_is_served() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,4 +1,5 @@
 //! One integration-test binary (faster to build than many).
+mod api_contract;
 mod api_edges;
 mod api_http;
 mod api_oauth;

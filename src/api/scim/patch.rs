@@ -59,10 +59,8 @@ pub fn parse_ops(body: &Value) -> Result<Vec<Operation>, PatchError> {
                 Some("replace") => OpKind::Replace,
                 Some("remove") => OpKind::Remove,
                 other => {
-                    return err(
-                        "invalidSyntax",
-                        format!("operation {i}: `op` is {other:?}, not add, replace or remove"),
-                    )
+                    let found = other.map_or_else(|| "missing".to_string(), |o| format!("`{o}`"));
+                    return err("invalidSyntax", format!("operation {i}: `op` is {found}, not add, replace or remove"));
                 }
             };
             let path = match get_ci(o, "path") {

@@ -293,7 +293,13 @@ fn list_params(q: Params) -> Result<ListParams, ScimError> {
             "count" => p.count = (num(&k, &v)?.max(0) as usize).min(MAX_RESULTS),
             "attributes" => p.attributes = names(&v),
             "excludedattributes" => p.excluded = names(&v),
-            "force" => p.force = v.eq_ignore_ascii_case("true"),
+            "force" => {
+                p.force = match v.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(ScimError::bad("invalidValue", format!("`{k}`: `{v}` is not `true` or `false`"))),
+                }
+            }
             // Sorting is not supported (ServiceProviderConfig says so); it is ignored.
             "sortby" | "sortorder" => {}
             _ => return Err(ScimError::bad("invalidValue", format!("unknown query parameter `{k}`"))),
@@ -404,15 +410,18 @@ async fn get_one(
 // ------------------------------------------------------------------- writes
 
 /// Drops what a client cannot set (`id`, `meta`, `schemas`, read-only
-/// attributes) and what Holdfast never keeps (`password`).
-fn writable(kind: Kind, mut doc: Map<String, Value>) -> Map<String, Value> {
+/// attributes), what Holdfast never keeps (`password`) and null (unassigned)
+/// attributes; a known attribute of the wrong type is 400 `invalidValue`.
+/// `members` is checked by [`member_ref`].
+fn writable(kind: Kind, mut doc: Map<String, Value>) -> Result<Map<String, Value>, ScimError> {
     schema::normalize(kind.attrs(), &mut doc);
     doc.retain(|k, _| {
         let k = k.to_ascii_lowercase();
         !matches!(k.as_str(), "id" | "meta" | "schemas" | "password")
             && schema::find(kind.attrs(), &k).is_none_or(|a| a.mutability != "readOnly")
     });
-    doc
+    schema::check_types(kind.attrs(), &mut doc, &["members"]).map_err(|m| ScimError::bad("invalidValue", m))?;
+    Ok(doc)
 }
 
 fn meta_attrs(st: &TenantState, o: &ObjectRef, now: Timestamp) -> Value {
@@ -445,7 +454,7 @@ fn user_changes(
     now: Timestamp,
     active_removed: bool,
 ) -> Result<Vec<Change>, ScimError> {
-    let mut doc = writable(Kind::User, doc);
+    let mut doc = writable(Kind::User, doc)?;
     let active = match doc.remove("active") {
         None | Some(Value::Null) => None,
         Some(Value::Bool(b)) => Some(b),
@@ -534,7 +543,7 @@ fn group_changes(
     doc: Map<String, Value>,
     now: Timestamp,
 ) -> Result<Vec<Change>, ScimError> {
-    let mut doc = writable(Kind::Group, doc);
+    let mut doc = writable(Kind::Group, doc)?;
     let members = match doc.remove("members") {
         None | Some(Value::Null) => vec![],
         Some(Value::Array(a)) => a,

@@ -193,6 +193,45 @@ fn normalize_one(a: &Attr, v: &mut Value) {
     }
 }
 
+/// Drops null attributes (RFC 7643 §2.5: null is unassigned) and checks the
+/// type of every known attribute (after [`normalize`]): strings and
+/// references are strings, booleans booleans, complex attributes objects,
+/// multi-valued ones arrays. `skip` names attributes checked elsewhere.
+/// Unknown attributes are kept as sent. The error names the attribute.
+pub fn check_types(attrs: &[Attr], obj: &mut Map<String, Value>, skip: &[&str]) -> Result<(), String> {
+    obj.retain(|_, v| !v.is_null());
+    for (k, v) in obj.iter_mut() {
+        if skip.iter().any(|s| s.eq_ignore_ascii_case(k)) {
+            continue;
+        }
+        if k.eq_ignore_ascii_case("externalId") && !v.is_string() {
+            return Err(format!("`{k}` is a string"));
+        }
+        let Some(a) = find(attrs, k) else { continue };
+        match v {
+            Value::Array(items) if a.multi => {
+                items.retain(|i| !i.is_null());
+                for i in items {
+                    check_one(a, i).map_err(|m| format!("`{k}`: {m}"))?;
+                }
+            }
+            _ if a.multi => return Err(format!("`{k}` is multi-valued (an array)")),
+            one => check_one(a, one).map_err(|m| format!("`{k}`: {m}"))?,
+        }
+    }
+    Ok(())
+}
+
+fn check_one(a: &Attr, v: &mut Value) -> Result<(), String> {
+    match (a.ty, v) {
+        (Ty::String | Ty::Reference, Value::String(_)) | (Ty::Boolean, Value::Bool(_)) => Ok(()),
+        (Ty::Complex, Value::Object(o)) => check_types(a.sub, o, &[]),
+        (Ty::String | Ty::Reference, _) => Err("expected a string".into()),
+        (Ty::Boolean, _) => Err("expected a boolean".into()),
+        (Ty::Complex, _) => Err("expected an object".into()),
+    }
+}
+
 fn attr_json(a: &Attr) -> Value {
     let mut v = json!({
         "name": a.name,
