@@ -364,7 +364,7 @@ pub fn conditions_from_json(v: &serde_json::Value) -> Result<Conditions, ApiErro
 }
 
 pub fn invalid_conditions(e: crate::model::ConditionError) -> ApiError {
-    ApiError::new(ErrorCode::InvalidConditions, format!("`conditions.{}`: {}", e.field, e.message))
+    ApiError::new(ErrorCode::InvalidConditions, e.to_string())
 }
 
 /// Conditions of a new binding: `conditions`, plus the validity window given

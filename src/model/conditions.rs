@@ -234,7 +234,7 @@ impl Conditions {
 /// statement of what a valid set of conditions is: the API, policy files and
 /// the store decode all use [`Conditions::from_json`] / [`Conditions::validate`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{field}`: {message}")]
+#[error("`{}`: {message}", self.path())]
 pub struct ConditionError {
     /// The offending field, e.g. `ip.allow` or `not_before`.
     pub field: String,
@@ -244,6 +244,16 @@ pub struct ConditionError {
 impl ConditionError {
     fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         ConditionError { field: field.into(), message: message.into() }
+    }
+
+    /// The field as a path from the binding: `conditions.ip.allow`, or
+    /// `conditions` for the object itself.
+    pub fn path(&self) -> String {
+        if self.field.is_empty() {
+            "conditions".to_string()
+        } else {
+            format!("conditions.{}", self.field)
+        }
     }
 }
 
@@ -259,8 +269,7 @@ const IP_KEYS: &[&str] = &["allow"];
 fn known_keys(v: &serde_json::Value, prefix: &str, keys: &[&str]) -> Result<(), ConditionError> {
     let field = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
     let serde_json::Value::Object(m) = v else {
-        let what = if prefix.is_empty() { "conditions" } else { prefix };
-        return Err(ConditionError::new(what, "must be an object"));
+        return Err(ConditionError::new(prefix, "must be an object"));
     };
     match m.keys().find(|k| !keys.contains(&k.as_str())) {
         Some(k) => Err(ConditionError::new(field(k), format!("unknown key (expected one of {})", keys.join(", ")))),
@@ -293,7 +302,7 @@ impl Conditions {
             }
         };
         CONDITION_KEYS.iter().try_for_each(|k| field(k))?;
-        let c = Conditions::deserialize(v).map_err(|e| ConditionError::new("conditions", e.to_string()))?;
+        let c = Conditions::deserialize(v).map_err(|e| ConditionError::new("", e.to_string()))?;
         c.validate()?;
         Ok(c)
     }

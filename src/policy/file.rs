@@ -762,7 +762,12 @@ impl Checker {
         // The model's one validator decides what can never hold.
         if let Err(e) = conditions.validate() {
             let span = f.get("not_before").map(|n| n.span).or(conditions_node.map(|n| n.span)).unwrap_or(item.span);
-            self.err(codes::INVALID_CONDITION, span, format!("`{path}.{}`: {}", e.field, e.message), None);
+            self.err(
+                codes::INVALID_CONDITION,
+                span,
+                format!("`{path}.{}`: {}", if e.field.is_empty() { "conditions" } else { &e.field }, e.message),
+                None,
+            );
         }
         Some(BindingDecl {
             span: item.span,

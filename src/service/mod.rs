@@ -78,7 +78,7 @@ pub enum WriteError {
     BadObject(String, String),
     #[error("batch has {0} changes (at most {1})")]
     TooLarge(usize, usize),
-    #[error("`{tuple}`: `conditions.{}`: {}", .error.field, .error.message)]
+    #[error("`{tuple}`: {error}")]
     InvalidConditions { tuple: String, error: crate::model::ConditionError },
     #[error("{0}")]
     Store(#[from] StoreError),

@@ -28,7 +28,8 @@ async fn request_bodies_and_nested_objects_are_objects() {
     assert_eq!(status, 200, "{b}");
     let binding = json!({"subject": "user:bob", "role": "auditor", "conditions": []});
     let (status, _, b) = call(&state, "POST", "/v1/tenants/acme/bindings", Some(ADMIN), Some(binding)).await;
-    assert_eq!((status, b["error"]["code"].as_str()), (422, Some("invalid_request")), "{b}");
+    assert_eq!((status, b["error"]["code"].as_str()), (422, Some("invalid_conditions")), "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().starts_with("`conditions`: must be an object"), "{b}");
     // Not an array, not JSON: still `bad_json`.
     let req = Request::builder()
         .method("PUT")
