@@ -460,64 +460,34 @@ fn seeds(fb: &FactBase, c: &Change) -> Vec<NodeId> {
 fn tuple_seeds(fb: &FactBase, t: &Tuple) -> Vec<NodeId> {
     match (t.object.ty, t.relation.as_str()) {
         (ObjectType::Group, "member") => fb.node_id(&t.subject).into_iter().collect(),
-        (ObjectType::Role, "grants") => bound_to_role_for(fb, &t.object.id, Some(&t.subject.id)),
-        (ObjectType::Application, "supports") => bound_on_app_for(fb, &t.object.id, Some(&t.subject.id)),
+        // Every subject bound to the role (or on the application): which of
+        // them the grant really changes is for the engine to say, not for a
+        // second copy of `Entitled` here.
+        (ObjectType::Role, "grants") => bound_to_role(fb, &t.object.id),
+        (ObjectType::Application, "supports") => bound_on_app(fb, &t.object.id),
         _ => fb.node_id(&t.subject).into_iter().collect(),
     }
 }
 
 /// Subjects of the bindings of a role.
 fn bound_to_role(fb: &FactBase, role: &str) -> Vec<NodeId> {
-    bound_to_role_for(fb, role, None)
-}
-
-/// Subjects of the bindings of a role; with `scope`, only those on an
-/// application supporting it (or tenant-wide): the ones a grant of that
-/// scope can change.
-fn bound_to_role_for(fb: &FactBase, role: &str, scope: Option<&str>) -> Vec<NodeId> {
     let Some(r) = fb.role_id(role) else { return Vec::new() };
-    let x = scope.map(|s| fb.scope_id(s));
-    let mut out = Vec::new();
-    for res in fb.apps().into_iter().chain([AppId::TENANT]) {
-        let relevant = match x {
-            None => true,
-            Some(None) => false,
-            Some(Some(x)) => res.is_tenant() || fb.app_supports(res, x),
-        };
-        if !relevant {
-            continue;
-        }
-        out.extend(
-            fb.bindings_of_resource(res)
-                .iter()
-                .filter_map(|&b| fb.binding(b))
-                .filter(|rec| rec.role == r)
-                .map(|rec| rec.subject),
-        );
-    }
-    out
+    fb.apps()
+        .into_iter()
+        .chain([AppId::TENANT])
+        .flat_map(|res| fb.bindings_of_resource(res).iter().filter_map(|&b| fb.binding(b)))
+        .filter(|rec| rec.role == r)
+        .map(|rec| rec.subject)
+        .collect()
 }
 
 /// Subjects bound on an application or tenant-wide (which reaches it).
 fn bound_on_app(fb: &FactBase, app: &str) -> Vec<NodeId> {
-    bound_on_app_for(fb, app, None)
-}
-
-/// Subjects bound on an application or tenant-wide; with `scope`, only
-/// through a role granting it: the ones supporting that scope can change.
-fn bound_on_app_for(fb: &FactBase, app: &str, scope: Option<&str>) -> Vec<NodeId> {
-    let x = scope.map(|s| fb.scope_id(s));
     let mut resources = vec![AppId::TENANT];
     resources.extend(fb.app_id(app));
-    let grants = |role| match x {
-        None => true,
-        Some(None) => false,
-        Some(Some(x)) => fb.role_grants(role, x),
-    };
     resources
         .into_iter()
         .flat_map(|res| fb.bindings_of_resource(res).iter().filter_map(|&b| fb.binding(b)))
-        .filter(|rec| grants(rec.role))
         .map(|rec| rec.subject)
         .collect()
 }
@@ -527,11 +497,21 @@ fn bound_on_app_for(fb: &FactBase, app: &str, scope: Option<&str>) -> Vec<NodeId
 /// least [`FALLBACK_MIN`]).
 fn affected_subjects(base: &FactBase, head: &FactBase, changed: &[Changed<'_>], cap: usize) -> Option<Vec<String>> {
     let mut names: BTreeSet<String> = BTreeSet::new();
+    // For a grant or a `supports` change, a bound node whose own derived
+    // access (the engine's view, in both versions) did not change passes
+    // nothing new to its members: the rules, not this file, decide which
+    // bindings the scope matters to.
+    let unchanged = |fb: &FactBase, seed: NodeId| {
+        let name = fb.node_name(seed);
+        matches!((access_of(base, name), access_of(head, name)), (Ok(b), Ok(h)) if b == h)
+    };
     for fb in [base, head] {
         let mut visited: FxHashSet<NodeId> = FxHashSet::default();
         for c in changed {
+            let scope_change = matches!(c.change, Change::PutTuple(t, _) | Change::DeleteTuple(t)
+                if matches!(t.relation.as_str(), "grants" | "supports"));
             for seed in seeds(fb, c.change) {
-                if visited.contains(&seed) {
+                if visited.contains(&seed) || (scope_change && unchanged(fb, seed)) {
                     continue;
                 }
                 for n in fb.descendants(seed, usize::MAX) {

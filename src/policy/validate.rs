@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::file::{did_you_mean, parse_policy, Finding, PolicyFile, Severity};
 use super::yaml::Span;
 use super::{check_references, render_finding};
-use crate::model::ObjectType;
+use crate::model::{ObjectRef, ObjectType};
 
 /// The largest policy file read: 16 MiB.
 pub const MAX_POLICY_BYTES: u64 = 16 * 1024 * 1024;
@@ -260,9 +260,36 @@ fn duplicate_assertions(file: &PolicyFile) -> Vec<Finding> {
     out
 }
 
-/// A binding whose role grants no scope its application (or, tenant-wide,
-/// any application) supports.
+/// A binding from which the rules derive no `Entitled` fact at all: its role
+/// grants no scope its application (or, tenant-wide, any application)
+/// supports. Decided by the engine on the file loaded into memory (the
+/// file's own sets only word the message and the hint). A file whose
+/// references do not resolve is not evaluated (those errors are reported).
 fn bindings_granting_nothing(file: &PolicyFile) -> Vec<Finding> {
+    let tenant = file.tenant_id();
+    let Ok(hf) = super::instantiate_changes(tenant, &super::to_changes(file)) else { return Vec::new() };
+    let Some(t) = hf.tenant(tenant) else { return Vec::new() };
+    let st = t.read();
+    let fb = st.facts();
+    // Does the engine derive an entitlement through this binding?
+    let entitles = |b: &super::file::BindingDecl| -> bool {
+        let object = match &b.application {
+            Some(a) => ObjectRef::new(ObjectType::Application, a.value.as_str()),
+            None => ObjectRef::tenant(),
+        };
+        let (Some(s), Some(r), Some(res)) =
+            (fb.node_id(&b.subject.value), fb.role_id(&b.role.value), fb.resource_id(&object))
+        else {
+            return true; // not loaded: nothing to say here
+        };
+        let Some(id) = fb.binding_id(s, r, res) else { return true };
+        match fb.view(s) {
+            Ok(view) => {
+                view.entitled.values().flat_map(|e| e.iter()).any(|&(i, _)| view.holds[i as usize].binding == id)
+            }
+            Err(_) => true, // over the evaluation limits: no finding rather than a wrong one
+        }
+    };
     let roles: BTreeMap<&str, BTreeSet<&str>> =
         file.roles.iter().map(|r| (r.id.value.as_str(), r.scopes.iter().map(|s| s.value.as_str()).collect())).collect();
     let apps: BTreeMap<&str, BTreeSet<&str>> = file
@@ -273,16 +300,13 @@ fn bindings_granting_nothing(file: &PolicyFile) -> Vec<Finding> {
     let mut out = Vec::new();
     for b in &file.bindings {
         let Some(granted) = roles.get(b.role.value.as_str()) else { continue };
-        let (on, supported): (String, BTreeSet<&str>) = match &b.application {
-            Some(a) => match apps.get(a.value.as_str()) {
-                Some(s) => (format!("application `{}`", a.value), s.clone()),
-                None => continue,
-            },
-            None => ("any application".to_string(), apps.values().flatten().copied().collect()),
-        };
-        if granted.iter().any(|s| supported.contains(s)) {
+        if entitles(b) {
             continue;
         }
+        let on = match &b.application {
+            Some(a) => format!("application `{}`", a.value),
+            None => "any application".to_string(),
+        };
         // Hint: the applications that do support something the role grants.
         let fits: Vec<&str> =
             apps.iter().filter(|(_, s)| granted.iter().any(|g| s.contains(g))).map(|(a, _)| *a).collect();
