@@ -283,6 +283,10 @@ pub struct ApplicationIn {
     /// The application's canonical URI (OAuth resource indicator).
     #[serde(default)]
     pub resource: Option<String>,
+    /// The AuthZEN resource type this application answers to (absent:
+    /// `application`).
+    #[serde(default)]
+    pub resource_type: Option<String>,
     /// The authorization servers its RFC 9728 metadata names (absent: this
     /// server's issuer).
     #[serde(default)]
@@ -296,6 +300,8 @@ pub struct ApplicationOut {
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// The AuthZEN resource type (`application` unless declared).
+    pub resource_type: String,
     pub scopes_supported: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_servers: Option<Vec<String>>,
