@@ -23,7 +23,7 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
@@ -129,7 +129,7 @@ struct Entity {
 struct Partial {
     subject: Option<Entity>,
     action: Option<String>,
-    /// `Some` when an `action` object was given (its `name` may be missing).
+    /// `true` when an `action` object was given (its `name` may be missing).
     has_action: bool,
     resource: Option<Entity>,
     context: Option<ContextIn>,
@@ -268,8 +268,8 @@ impl Evaluation {
     }
 }
 
-/// The check behind one question; `None` when it names no subject or
-/// resource of this tenant.
+/// The check behind one question; `Err(reason)` when it names no subject
+/// or resource of this tenant.
 fn check(st: &TenantState, q: &Question, ctx: &Context) -> Result<Result<query::CheckOutcome, &'static str>, ApiError> {
     let Some(subject) = subject_ref(&q.subject.0, &q.subject.1) else { return Ok(Err("unknown_subject")) };
     let Some(app) = application_of(st, &q.resource.0, &q.resource.1) else { return Ok(Err("unknown_resource")) };
@@ -339,7 +339,6 @@ async fn evaluations(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    use axum::response::IntoResponse;
     let body = body_object(&headers, &body)?;
     let defaults = partial(&body, "")?;
     let semantic = semantic(&body)?;
