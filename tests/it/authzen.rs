@@ -704,3 +704,36 @@ fn validate_reports_a_bad_resource_type_with_line_and_column() {
     assert!(err.contains("t.yaml:3:20") && err.contains("resource_type"), "{err}");
     assert!(err.contains("t.yaml:6:20"), "{err}");
 }
+
+/// `holdfast serve --demo --policy examples/authzen-certification.yaml`
+/// loads both tenants, and each answers AuthZEN.
+#[tokio::test]
+async fn serve_loads_the_demo_and_the_certification_fixture_together() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--policy"])
+        .arg(example("authzen-certification.yaml"))
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .env("HOLDFAST_API_KEY", "both-key")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let addr = std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("holdfast listening on http://")
+                .and_then(|r| r.split_whitespace().next().map(str::to_string))
+        })
+        .expect("a listening line");
+    let mut c = Client::connect(addr.parse().unwrap()).await;
+    let cert = c.json("POST", &format!("{CERT}/evaluation"), "both-key", &ask("alice", "write", "record-1")).await;
+    let demo = c.json("POST", &format!("{ACME}/evaluation"), "both-key", &acme("bob", "pr:write", "github-mcp")).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!((cert.status, &cert.json()["decision"]), (200, &json!(true)), "{}", cert.text());
+    assert_eq!((demo.status, &demo.json()["decision"]), (200, &json!(true)), "{}", demo.text());
+}
