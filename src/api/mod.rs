@@ -9,6 +9,7 @@
 //! (method, path); tests check it against the router and `schema/openapi.yaml`.
 
 pub mod auth;
+mod authzen;
 mod changes;
 mod drain;
 pub mod error;
@@ -112,6 +113,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/scim/v2/{tenant}/Groups/{id}"),
     ("PATCH", "/scim/v2/{tenant}/Groups/{id}"),
     ("DELETE", "/scim/v2/{tenant}/Groups/{id}"),
+    ("POST", "/v1/tenants/{tenant}/access/v1/evaluation"),
+    ("POST", "/v1/tenants/{tenant}/access/v1/evaluations"),
+    ("POST", "/v1/tenants/{tenant}/access/v1/search/subject"),
+    ("POST", "/v1/tenants/{tenant}/access/v1/search/resource"),
+    ("POST", "/v1/tenants/{tenant}/access/v1/search/action"),
+    ("GET", "/.well-known/authzen-configuration/v1/tenants/{tenant}"),
 ];
 
 /// The issuer URL when none is configured.
@@ -280,6 +287,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::routes())
         .merge(policy::routes())
         .merge(scim::routes())
+        .merge(authzen::routes())
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -17,7 +17,7 @@ use super::wire::{
     Window, Written,
 };
 use super::AppState;
-use crate::model::{validate_id, Conditions, ObjectRef, ObjectType, Timestamp, Tuple};
+use crate::model::{validate_id, Conditions, ObjectRef, ObjectType, Timestamp, Tuple, DEFAULT_RESOURCE_TYPE};
 use crate::service::{BindingFilter, Change};
 
 pub fn routes() -> Router<AppState> {
@@ -81,6 +81,12 @@ fn attrs(pairs: &[(&str, &Option<String>)]) -> Value {
 pub(super) fn authorization_servers(attrs: Option<&Value>) -> Option<Vec<String>> {
     let list = attrs?.get("authorization_servers")?.as_array()?;
     Some(list.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+}
+
+/// An application's AuthZEN resource type: its `resource_type` attribute,
+/// else [`DEFAULT_RESOURCE_TYPE`].
+pub(super) fn resource_type(attrs: Option<&Value>) -> String {
+    attr(attrs, "resource_type").unwrap_or_else(|| DEFAULT_RESOURCE_TYPE.to_string())
 }
 
 fn attr(attrs: Option<&Value>, key: &str) -> Option<String> {
@@ -154,6 +160,7 @@ fn app_out(st: &crate::service::TenantState, id: &str) -> Option<ApplicationOut>
         id: id.to_string(),
         name: attr(a, "name"),
         resource: attr(a, "resource"),
+        resource_type: resource_type(a),
         scopes_supported,
         authorization_servers: authorization_servers(a),
     })
@@ -209,7 +216,11 @@ async fn put_app(
     if let Some(r) = &body.resource {
         check_resource(r)?;
     }
-    let mut declared = attrs(&[("name", &body.name), ("resource", &body.resource)]);
+    if let Some(t) = &body.resource_type {
+        validate_id(t).map_err(|m| ApiError::invalid(format!("`resource_type` `{t}` {m}")))?;
+    }
+    let mut declared =
+        attrs(&[("name", &body.name), ("resource", &body.resource), ("resource_type", &body.resource_type)]);
     if let Some(servers) = &body.authorization_servers {
         if servers.is_empty() {
             return Err(ApiError::invalid(
@@ -231,6 +242,7 @@ async fn put_app(
         id: app,
         name: body.name,
         resource: body.resource,
+        resource_type: body.resource_type.unwrap_or_else(|| DEFAULT_RESOURCE_TYPE.to_string()),
         scopes_supported: scopes,
         authorization_servers: body.authorization_servers,
     };

@@ -110,7 +110,22 @@ pub struct MfaContextIn {
     pub auth_time: Option<Timestamp>,
 }
 
+/// The fields of a check's context ([`ContextIn`]).
+pub const CONTEXT_KEYS: &[&str] = &["ip", "mfa", "now"];
+
 impl ContextIn {
+    /// A check's context read out of a larger object (an AuthZEN
+    /// `context`): the keys of [`CONTEXT_KEYS`] are parsed exactly as on
+    /// `/check`, every other key is ignored. `Err` names what is wrong.
+    pub fn from_known_keys(obj: &serde_json::Map<String, serde_json::Value>) -> Result<Self, String> {
+        let known: serde_json::Map<String, serde_json::Value> = obj
+            .iter()
+            .filter(|(k, _)| CONTEXT_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        serde_json::from_value(serde_json::Value::Object(known)).map_err(|e| e.to_string())
+    }
+
     pub fn resolve(self, clock: Timestamp) -> Context {
         let mfa = self.mfa.map(|m| MfaContext { present: m.present, auth_time: m.auth_time });
         Context { now: self.now.unwrap_or(clock), ip: self.ip, mfa }
@@ -334,6 +349,10 @@ pub struct ApplicationIn {
     /// The application's canonical URI (OAuth resource indicator).
     #[serde(default)]
     pub resource: Option<String>,
+    /// The AuthZEN resource type this application answers to (absent:
+    /// `application`).
+    #[serde(default)]
+    pub resource_type: Option<String>,
     /// The authorization servers its RFC 9728 metadata names (absent: this
     /// server's issuer).
     #[serde(default)]
@@ -347,6 +366,8 @@ pub struct ApplicationOut {
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// The AuthZEN resource type (`application` unless declared).
+    pub resource_type: String,
     pub scopes_supported: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_servers: Option<Vec<String>>,
@@ -713,5 +734,21 @@ mod tests {
         assert_eq!(parse_page_token(&t).unwrap(), "group:eng#member@user:alice");
         assert!(parse_page_token("zz").is_err());
         assert!(parse_page_token("abc").is_err());
+    }
+
+    #[test]
+    fn context_from_known_keys_ignores_the_rest() {
+        // CONTEXT_KEYS are exactly the fields of a check's context: each is
+        // accepted there, and a check refuses any other key.
+        for k in CONTEXT_KEYS {
+            serde_json::from_value::<ContextIn>(serde_json::json!({ *k: null })).unwrap();
+        }
+        assert!(serde_json::from_value::<ContextIn>(serde_json::json!({"time": "x"})).is_err());
+        let obj =
+            serde_json::json!({"now": "2026-06-01T00:00:00Z", "ip": "10.0.0.1", "time": "2025-06-27T18:03-07:00"});
+        let c = ContextIn::from_known_keys(obj.as_object().unwrap()).unwrap();
+        assert_eq!((c.now, c.ip.map(|i| i.to_string())), (Some(Timestamp(1_780_272_000)), Some("10.0.0.1".into())));
+        let bad = serde_json::json!({"ip": "not-an-ip"});
+        assert!(ContextIn::from_known_keys(bad.as_object().unwrap()).is_err());
     }
 }

@@ -11,6 +11,8 @@ pub use tuple::{ObjectRef, ObjectType, ParseError, Tuple};
 
 /// Longest identifier accepted anywhere (user ids, group ids, scopes...).
 pub const MAX_ID_LEN: usize = 256;
+/// The AuthZEN resource type of an application that declares none.
+pub const DEFAULT_RESOURCE_TYPE: &str = "application";
 
 /// Checks an identifier: non-empty, at most [`MAX_ID_LEN`] bytes, made of
 /// ASCII letters, digits and `_ - . : @ +`. No `/` (ids appear in URL paths),

@@ -27,7 +27,7 @@ pub const TOP_LEVEL_KEYS: &[&str] =
 /// Keys of `owns`: what an apply of the file may delete besides roles,
 /// applications, groups and bindings.
 pub const OWNS_KEYS: &[&str] = &["memberships"];
-pub const APPLICATION_KEYS: &[&str] = &["name", "resource", "scopes_supported"];
+pub const APPLICATION_KEYS: &[&str] = &["name", "resource", "resource_type", "scopes_supported"];
 pub const ROLE_KEYS: &[&str] = &["name", "description", "scopes"];
 /// Keys of a user or service account given in map form.
 pub const SUBJECT_KEYS: &[&str] = &["name", "email"];
@@ -132,6 +132,8 @@ pub struct AppDecl {
     pub name: Option<String>,
     /// Canonical URI of the protected resource (OAuth `resource`).
     pub resource: Option<String>,
+    /// The AuthZEN resource type (absent: `application`).
+    pub resource_type: Option<String>,
     pub scopes_supported: Vec<Spanned<String>>,
 }
 
@@ -624,6 +626,10 @@ impl Checker {
                 );
             }
         }
+        let resource_type = f
+            .get("resource_type")
+            .and_then(|n| self.id(n, &format!("{path}.resource_type"), "resource type"))
+            .map(|s| s.value);
         let scopes_supported = match f.raw("scopes_supported") {
             Some(n) => self.id_list(n, &format!("{path}.scopes_supported"), "scope"),
             None => {
@@ -636,7 +642,7 @@ impl Checker {
                 return None;
             }
         };
-        Some(AppDecl { id, name, resource, scopes_supported })
+        Some(AppDecl { id, name, resource, resource_type, scopes_supported })
     }
 
     fn role(&mut self, id: Spanned<String>, entry: &Node) -> Option<RoleDecl> {

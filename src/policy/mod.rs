@@ -282,6 +282,9 @@ pub fn to_changes(file: &PolicyFile) -> Vec<Change> {
         if let Some(r) = &a.resource {
             attrs.insert("resource".into(), json!(r));
         }
+        if let Some(t) = &a.resource_type {
+            attrs.insert("resource_type".into(), json!(t));
+        }
         out.push(Change::PutObject(o.clone(), attrs.into()));
         for s in &a.scopes_supported {
             out.push(Change::PutTuple(Tuple::new(o.clone(), "supports", scope(&s.value)), None));

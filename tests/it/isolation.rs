@@ -215,7 +215,16 @@ async fn read_only_keys_cannot_write_anything() {
     let s = acme_state(dir.path());
     let before = snapshot(&s).await;
     // POSTs that only ask questions.
-    let reads = ["/v1/tenants/{tenant}/check", "/v1/tenants/{tenant}/check/batch", "/v1/tenants/{tenant}/token-scope"];
+    let reads = [
+        "/v1/tenants/{tenant}/check",
+        "/v1/tenants/{tenant}/check/batch",
+        "/v1/tenants/{tenant}/token-scope",
+        "/v1/tenants/{tenant}/access/v1/evaluation",
+        "/v1/tenants/{tenant}/access/v1/evaluations",
+        "/v1/tenants/{tenant}/access/v1/search/subject",
+        "/v1/tenants/{tenant}/access/v1/search/resource",
+        "/v1/tenants/{tenant}/access/v1/search/action",
+    ];
     let mut tried = 0;
     for (method, template) in api::ROUTES {
         if *method == "GET" || keyless(template) || reads.contains(template) {
