@@ -106,3 +106,47 @@ fn serve_defaults_the_issuer_to_its_listen_url() {
     let body: serde_json::Value = serde_json::from_str(&text[text.find("\r\n\r\n").unwrap() + 4..]).unwrap();
     assert_eq!(body["authorization_servers"], json!([format!("http://{addr}")]), "{text}");
 }
+
+/// The change feed is a service query: a memory-only instance answers it
+/// too (it used to answer 500), tokens included, tenant by tenant.
+#[tokio::test]
+async fn the_change_feed_works_without_a_store() {
+    use holdfast::api::{ApiConfig, AppState};
+    let hf = holdfast::service::Holdfast::in_memory();
+    let p = holdfast::policy::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/acme.yaml")))
+        .unwrap();
+    hf.write(&p.tenant, p.changes, &[], "demo", 0).unwrap();
+    let config = ApiConfig { clock: crate::api_support::fixed_now, ..ApiConfig::default() };
+    let state = AppState::with_config(std::sync::Arc::new(hf), crate::api_support::keys(), config);
+    let (s, _, b) = call(
+        &state,
+        "POST",
+        "/v1/tenants/acme/tuples",
+        Some(ADMIN),
+        Some(json!({"writes": ["group:sre#member@user:zed"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, _, b) = call(
+        &state,
+        "POST",
+        "/v1/tenants/acme/tokens",
+        Some(ADMIN),
+        Some(json!({"subject": "user:bob", "application": "github-mcp", "client_id": "cursor"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, _, feed) = call(&state, "GET", "/v1/tenants/acme/changes?since=1", Some(ADMIN), None).await;
+    assert_eq!(s, 200, "{feed}");
+    let ops: Vec<&str> = feed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["ops"].as_array().unwrap())
+        .map(|o| o["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["write", "token_issued"], "{feed}");
+    assert_eq!(feed["changes"][0]["actor"], "admin", "{feed}");
+    let (s, _, other) = call(&state, "GET", "/v1/tenants/other/changes", Some(ADMIN), None).await;
+    assert_eq!((s, other["error"]["code"].as_str()), (404, Some("unknown_tenant")), "{other}");
+}
