@@ -86,11 +86,13 @@ pub async fn per_caller(State(state): State<AppState>, req: Request, next: Next)
     let who = caller(&state, &req);
     let Some(slot) = state.in_flight().acquire(&state, who, max) else {
         state.metrics().too_many_requests();
-        let mut res = ApiError::new(
-            ErrorCode::TooManyRequests,
-            format!("this caller already has {max} requests in flight; retry when one has finished"),
-        )
-        .into_response();
+        let message = format!("this caller already has {max} requests in flight; retry when one has finished");
+        // An identity provider reads SCIM errors (RFC 7644 §3.12) on /scim.
+        let mut res = if path.starts_with("/scim/") {
+            super::scim::ScimError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, None, message).into_response()
+        } else {
+            ApiError::new(ErrorCode::TooManyRequests, message).into_response()
+        };
         res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return res;
     };

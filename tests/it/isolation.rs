@@ -418,3 +418,45 @@ async fn one_caller_cannot_starve_the_others() {
     assert!(m.contains("status=\"429\"} 1"), "429s are counted:\n{m}");
     server.shutdown().await.unwrap();
 }
+
+/// On `/scim` the 429 is a SCIM error (RFC 7644 §3.12), which an identity
+/// provider knows how to read and retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scim_caller_over_its_limit_gets_a_scim_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let hf = Holdfast::open(dir.path(), Durability::Buffered).unwrap();
+    let p = holdfast::policy::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/acme.yaml")))
+        .unwrap();
+    hf.write(&p.tenant, p.changes, &[], "demo", 0).unwrap();
+    let config = ApiConfig { clock: fixed_now, max_in_flight_per_caller: 2, ..ApiConfig::default() };
+    let state = AppState::with_config(Arc::new(hf), keys(), config);
+    let (s, _, b) = call(&state, "POST", "/v1/tenants/acme/scim-tokens", Some(ADMIN), None).await;
+    assert_eq!(s, 201, "{b}");
+    let token = b["token"].as_str().unwrap().to_string();
+    let server = Server::start(state.clone()).await;
+    // Two SCIM creates whose bodies never come fill the shared bucket.
+    let mut stuck = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let head = format!(
+            "POST /scim/v2/acme/Users HTTP/1.1\r\nhost: t\r\nauthorization: Bearer {token}\r\ncontent-type: application/scim+json\r\ncontent-length: 1000\r\n\r\n{{"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        stuck.push(s);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while state.in_flight().current("") < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the stuck requests never arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut c = Client::connect(server.addr).await;
+    let auth = format!("Bearer {token}");
+    let r = c.send("GET", "/scim/v2/acme/Users", &[("authorization", &auth)], b"").await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/scim+json"), "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let body = r.json();
+    assert_eq!(body["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:Error"]), "{body}");
+    assert_eq!(body["status"], "429", "{body}");
+    drop(stuck);
+}
