@@ -72,10 +72,13 @@ pub fn explain(
         subject: subject.to_string(),
         application: application.to_string(),
         scope: scope.to_string(),
-        outcome: query::check(fb, subject, application, scope, ctx)?,
+        outcome: CheckOutcome { decision: Decision::Deny, reason: "no_binding", step_up: None, binding: None },
         bindings: vec![],
     };
     let (Some(s), Some(app)) = (query::resolve_subject(fb, subject)?, fb.app_id(application)) else {
+        // An unknown subject or application: the check's own answer
+        // (`unknown_subject` / `unknown_application`).
+        ex.outcome = query::check(fb, subject, application, scope, ctx)?;
         return Ok(ex);
     };
     // An unknown scope cannot be granted; explain against no scope id.

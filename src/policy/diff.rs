@@ -66,7 +66,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use super::assertions::run_all;
@@ -501,9 +501,13 @@ fn affected_subjects(base: &FactBase, head: &FactBase, changed: &[Changed<'_>], 
     // access (the engine's view, in both versions) did not change passes
     // nothing new to its members: the rules, not this file, decide which
     // bindings the scope matters to.
-    let unchanged = |fb: &FactBase, seed: NodeId| {
+    // Both versions are walked, so each answer is kept by name.
+    let mut same: FxHashMap<String, bool> = FxHashMap::default();
+    let mut unchanged = |fb: &FactBase, seed: NodeId| {
         let name = fb.node_name(seed);
-        matches!((access_of(base, name), access_of(head, name)), (Ok(b), Ok(h)) if b == h)
+        *same
+            .entry(name.to_string())
+            .or_insert_with(|| matches!((access_of(base, name), access_of(head, name)), (Ok(b), Ok(h)) if b == h))
     };
     for fb in [base, head] {
         let mut visited: FxHashSet<NodeId> = FxHashSet::default();

@@ -117,7 +117,16 @@ struct MemoryLog {
 }
 
 impl MemoryLog {
-    fn push(&mut self, tenant: &str, entry: ChangeEntry) {
+    /// Records one committed batch; one larger than the whole feed (a bulk
+    /// load) is not copied, and the feed then starts after it.
+    fn push(&mut self, tenant: &str, revision: u64, at_unix_ms: u64, actor: &str, changes: &[Change]) {
+        if changes.len() > MEMORY_LOG_CHANGES {
+            self.entries.clear();
+            self.changes = 0;
+            self.dropped_through = revision;
+            return;
+        }
+        let entry = ChangeEntry { revision, at_unix_ms, actor: actor.to_string(), changes: changes.to_vec() };
         self.changes += entry.changes.len();
         self.entries.push_back((tenant.to_string(), entry));
         while self.changes > MEMORY_LOG_CHANGES {
@@ -132,11 +141,11 @@ impl MemoryLog {
 pub const MAX_BATCH: usize = 5_000_000;
 
 /// The state of one tenant.
-#[derive(Debug, Default)]
 ///
 /// Its fields are private to the service: callers read it through the
 /// accessors below on a snapshot ([`Tenant::read`]) and change it only
 /// through [`Holdfast::write_with`] (or [`Holdfast::write`]).
+#[derive(Debug, Default)]
 pub struct TenantState {
     facts: FactBase,
     /// Declared objects and their attributes (roles, applications, users...).
@@ -641,8 +650,10 @@ impl Holdfast {
             }
             None => {
                 let revision = self.revision.load(Ordering::Acquire) + 1;
-                let entry = ChangeEntry { revision, at_unix_ms, actor: actor.to_string(), changes: changes.to_vec() };
-                self.memory_log.lock().unwrap_or_else(|p| p.into_inner()).push(tenant, entry);
+                self.memory_log
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(tenant, revision, at_unix_ms, actor, changes);
                 revision
             }
         };

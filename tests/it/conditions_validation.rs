@@ -43,8 +43,7 @@ async fn every_api_door_refuses_conditions_that_can_never_hold() {
             field,
         )
         .await;
-        let mut uflow = json!({"role": "deploy-operator", "application": "deploy-mcp", "conditions": c});
-        uflow["conditions"] = c.clone();
+        let uflow = json!({"role": "deploy-operator", "application": "deploy-mcp", "conditions": c});
         let (status, _, b) = {
             let req = axum::http::Request::builder()
                 .method("POST")
