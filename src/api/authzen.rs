@@ -12,6 +12,10 @@
 //! - `context`: the fields of a check's context (`now`, `ip`, `mfa`, parsed
 //!   by [`ContextIn`]); every other field is ignored, as unknown fields are
 //!   everywhere in a request (C-2.2.9).
+//! - `properties` of the subject, resource and action, and the whole
+//!   `context` object, are the request's attributes (`subject.<p>`,
+//!   `resource.<p>`, `action.<p>`, `context.<p>`) that a binding's
+//!   attribute conditions test (C-2.2.4 to C-2.2.7).
 //!
 //! Every decision is [`query::check`], the one behind `/check`; searches read
 //! [`query::who_can_access`], [`query::token_scope`] and `check` — nothing is
@@ -34,7 +38,7 @@ use super::error::{blocking, ApiError, ErrorCode, Path};
 use super::resources::resource_type;
 use super::wire::{page_size, page_token, parse_page_token, ContextIn};
 use super::AppState;
-use crate::model::{validate_id, Context, ObjectRef, ObjectType};
+use crate::model::{validate_id, Attributes, Context, ObjectRef, ObjectType};
 use crate::query::{self, Decision, StepUp};
 use crate::service::TenantState;
 
@@ -121,6 +125,7 @@ fn text_at(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Option<Str
 struct Entity {
     ty: Option<String>,
     id: Option<String>,
+    properties: Option<Map<String, Value>>,
 }
 
 /// The 4-tuple of §6.1 as written, every part optional; wrong JSON types
@@ -132,28 +137,46 @@ struct Partial {
     /// `true` when an `action` object was given (its `name` may be missing).
     has_action: bool,
     resource: Option<Entity>,
+    /// The action's `properties`, when an `action` object was given.
+    action_properties: Option<Map<String, Value>>,
     context: Option<ContextIn>,
+    /// The `context` object as given: the `context.<p>` attributes.
+    context_raw: Option<Map<String, Value>>,
+}
+
+impl Partial {
+    /// The attributes this request supplies.
+    fn attributes(&self) -> Attributes {
+        let props = |e: &Option<Entity>| e.as_ref().and_then(|e| e.properties.clone()).unwrap_or_default();
+        Attributes {
+            subject: props(&self.subject),
+            resource: props(&self.resource),
+            action: self.action_properties.clone().unwrap_or_default(),
+            context: self.context_raw.clone().unwrap_or_default(),
+        }
+    }
 }
 
 fn entity(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Option<Entity>, ApiError> {
     let Some(e) = object_at(obj, key, path)? else { return Ok(None) };
     let here = format!("{path}{key}.");
-    // §5: `properties` is an object; its values are not read yet.
-    object_at(e, "properties", &here)?;
-    Ok(Some(Entity { ty: text_at(e, "type", &here)?, id: text_at(e, "id", &here)? }))
+    // §5: `properties` is an object: the entity's attributes.
+    let properties = object_at(e, "properties", &here)?.cloned();
+    Ok(Some(Entity { ty: text_at(e, "type", &here)?, id: text_at(e, "id", &here)?, properties }))
 }
 
 fn partial(obj: &Map<String, Value>, path: &str) -> Result<Partial, ApiError> {
     let action = object_at(obj, "action", path)?;
-    let name = match action {
+    let (name, action_properties) = match action {
         Some(a) => {
             let here = format!("{path}action.");
-            object_at(a, "properties", &here)?;
-            text_at(a, "name", &here)?
+            let props = object_at(a, "properties", &here)?.cloned();
+            (text_at(a, "name", &here)?, props)
         }
-        None => None,
+        None => (None, None),
     };
-    let context = match object_at(obj, "context", path)? {
+    let raw = object_at(obj, "context", path)?;
+    let context = match raw {
         Some(c) => Some(ContextIn::from_known_keys(c).map_err(|m| bad(format!("`{path}context`: {m}")))?),
         None => None,
     };
@@ -162,7 +185,9 @@ fn partial(obj: &Map<String, Value>, path: &str) -> Result<Partial, ApiError> {
         action: name,
         has_action: action.is_some(),
         resource: entity(obj, "resource", path)?,
+        action_properties,
         context,
+        context_raw: raw.cloned(),
     })
 }
 
@@ -173,35 +198,53 @@ struct Question {
     action: String,
     resource: (String, String),
     context: ContextIn,
+    attributes: Attributes,
 }
 
 /// `item` over `defaults` (§7.1.1): a part given in the item replaces the
-/// default, falling back to the default's `type` / `id` where the item
-/// leaves one out (C-3.2.7); `context` is replaced whole. `Err` names the
-/// missing field (C-2.4.1, C-2.4.2).
+/// default whole (its `properties` too), falling back to the default's
+/// `type` / `id` where the item leaves one out (C-3.2.7); `action` and
+/// `context` are replaced whole. `Err` names the missing field (C-2.4.1,
+/// C-2.4.2).
 fn complete(item: &Partial, defaults: &Partial) -> Result<Question, String> {
     let merge = |i: &Option<Entity>, d: &Option<Entity>| -> Option<Entity> {
         match (i, d) {
             (None, d) => d.clone(),
             (Some(i), None) => Some(i.clone()),
-            (Some(i), Some(d)) => Some(Entity { ty: i.ty.clone().or(d.ty.clone()), id: i.id.clone().or(d.id.clone()) }),
+            (Some(i), Some(d)) => Some(Entity {
+                ty: i.ty.clone().or(d.ty.clone()),
+                id: i.id.clone().or(d.id.clone()),
+                properties: i.properties.clone(),
+            }),
         }
     };
+    let merged = Partial {
+        subject: merge(&item.subject, &defaults.subject),
+        resource: merge(&item.resource, &defaults.resource),
+        action_properties: if item.has_action {
+            item.action_properties.clone()
+        } else {
+            defaults.action_properties.clone()
+        },
+        context_raw: if item.context_raw.is_some() { item.context_raw.clone() } else { defaults.context_raw.clone() },
+        ..Partial::default()
+    };
+    let attributes = merged.attributes();
     let need = |e: Option<Entity>, what: &str| -> Result<(String, String), String> {
         let e = e.ok_or_else(|| format!("`{what}` is missing"))?;
         let ty = e.ty.ok_or_else(|| format!("`{what}.type` is missing"))?;
         let id = e.id.ok_or_else(|| format!("`{what}.id` is missing"))?;
         Ok((ty, id))
     };
-    let subject = need(merge(&item.subject, &defaults.subject), "subject")?;
+    let subject = need(merged.subject, "subject")?;
     let action = match item.action.clone().or(defaults.action.clone()) {
         Some(a) => a,
         None if item.has_action || defaults.has_action => return Err("`action.name` is missing".into()),
         None => return Err("`action` is missing".into()),
     };
-    let resource = need(merge(&item.resource, &defaults.resource), "resource")?;
+    let resource = need(merged.resource, "resource")?;
     let context = item.context.clone().or(defaults.context.clone()).unwrap_or_default();
-    Ok(Question { subject, action, resource, context })
+    Ok(Question { subject, action, resource, context, attributes })
 }
 
 // --------------------------------------------------------------- decisions
@@ -277,7 +320,7 @@ fn check(st: &TenantState, q: &Question, ctx: &Context) -> Result<Result<query::
 }
 
 fn decide(state: &AppState, st: &TenantState, q: &Question) -> Result<Evaluation, ApiError> {
-    let ctx = q.context.clone().resolve(state.now());
+    let ctx = q.context.clone().resolve_with(state.now(), Some(q.attributes.clone()));
     Ok(match check(st, q, &ctx)? {
         Err(reason) => Evaluation::deny(reason),
         Ok(o) => {
@@ -477,13 +520,14 @@ async fn search_subject(
 ) -> Result<axum::Json<SearchOut<EntityOut>>, ApiError> {
     let body = body_object(&headers, &body)?;
     let p = partial(&body, "")?;
+    let attributes = p.attributes();
     let action = action_name(&p)?;
     let subject = required(p.subject, "subject")?;
     let subject_ty = required(subject.ty, "subject.type")?;
     let resource = required(p.resource, "resource")?;
     let resource = (required(resource.ty, "resource.type")?, required(resource.id, "resource.id")?);
     let (limit, after) = page(&body)?;
-    let ctx = p.context.unwrap_or_default().resolve(state.now());
+    let ctx = p.context.unwrap_or_default().resolve_with(state.now(), Some(attributes));
     let tenant = state.tenant(&auth.tenant)?;
     let out = blocking(move || {
         let st = tenant.read();
@@ -550,12 +594,13 @@ async fn search_resource(
 ) -> Result<axum::Json<SearchOut<EntityOut>>, ApiError> {
     let body = body_object(&headers, &body)?;
     let p = partial(&body, "")?;
+    let attributes = p.attributes();
     let action = action_name(&p)?;
     let subject = required(p.subject, "subject")?;
     let subject = (required(subject.ty, "subject.type")?, required(subject.id, "subject.id")?);
     let resource_ty = required(p.resource.and_then(|r| r.ty), "resource.type")?;
     let (limit, after) = page(&body)?;
-    let ctx = p.context.unwrap_or_default().resolve(state.now());
+    let ctx = p.context.unwrap_or_default().resolve_with(state.now(), Some(attributes));
     let tenant = state.tenant(&auth.tenant)?;
     let out = blocking(move || {
         let st = tenant.read();
@@ -595,12 +640,13 @@ async fn search_action(
 ) -> Result<axum::Json<SearchOut<ActionOut>>, ApiError> {
     let body = body_object(&headers, &body)?;
     let p = partial(&body, "")?;
+    let attributes = p.attributes();
     let subject = required(p.subject, "subject")?;
     let subject = (required(subject.ty, "subject.type")?, required(subject.id, "subject.id")?);
     let resource = required(p.resource, "resource")?;
     let resource = (required(resource.ty, "resource.type")?, required(resource.id, "resource.id")?);
     let (limit, after) = page(&body)?;
-    let ctx = p.context.unwrap_or_default().resolve(state.now());
+    let ctx = p.context.unwrap_or_default().resolve_with(state.now(), Some(attributes));
     let tenant = state.tenant(&auth.tenant)?;
     let out = blocking(move || {
         let st = tenant.read();

@@ -35,7 +35,7 @@ use super::error::{blocking, ApiError, ErrorCode, Json, Path};
 use super::wire::{ContextIn, Listing, Revision};
 use super::AppState;
 use crate::model::conditions::parse_duration;
-use crate::model::{validate_id, Context, ObjectRef, ObjectType, Timestamp};
+use crate::model::{validate_id, Attributes, Context, ObjectRef, ObjectType, Timestamp};
 use crate::query::{self, BlockedScope, TokenScope};
 use crate::service::tokens::{self, ClientRecord, TokenChange, TokenRecord};
 use crate::service::{Tenant, TenantState};
@@ -150,6 +150,9 @@ struct TokenScopeIn {
     client_id: Option<String>,
     #[serde(default, deserialize_with = "super::wire::object")]
     context: Option<ContextIn>,
+    /// Values for attribute conditions.
+    #[serde(default, deserialize_with = "super::wire::object")]
+    attributes: Option<Attributes>,
     #[serde(default)]
     at_least: Option<Revision>,
 }
@@ -178,7 +181,7 @@ async fn token_scope(
 ) -> Result<axum::Json<TokenScopeOut>, ApiError> {
     let revision = state.visible(req.at_least)?;
     let requested = requested_scopes(req.requested_scope.as_deref())?;
-    let ctx = req.context.unwrap_or_default().resolve(state.now());
+    let ctx = req.context.unwrap_or_default().resolve_with(state.now(), req.attributes);
     let tenant = state.tenant(&auth.tenant)?;
     let st = tenant.read();
     let app = resolve_app(&st, req.application.as_deref(), req.resource.as_deref())?;
@@ -225,6 +228,10 @@ struct MintIn {
     /// The subject's IP and MFA state now (`now` is the server clock).
     #[serde(default, deserialize_with = "super::wire::object")]
     context: Option<ContextIn>,
+    /// Values for attribute conditions; kept with the token, so
+    /// introspection evaluates the same tests.
+    #[serde(default, deserialize_with = "super::wire::object")]
+    attributes: Option<Attributes>,
 }
 
 #[derive(Debug, Serialize)]
@@ -275,7 +282,7 @@ async fn mint(State(state): State<AppState>, auth: TenantWrite, Json(req): Json<
         ));
     }
     let now = state.now();
-    let ctx = context.resolve(now);
+    let ctx = context.resolve_with(now, req.attributes);
     let tenant = state.tenant(&auth.tenant)?;
     let (app, ts) = {
         let st = tenant.read();
@@ -302,6 +309,7 @@ async fn mint(State(state): State<AppState>, auth: TenantWrite, Json(req): Json<
         iat: now,
         exp: Timestamp(now.0.saturating_add(expires_in as i64)),
         mfa: ctx.mfa.clone(),
+        attributes: ctx.attributes.clone(),
     };
     let revision =
         write_tokens(&state, &auth.tenant, &auth.caller.name, vec![TokenChange::Issue { digest, record }]).await?;
@@ -566,7 +574,7 @@ async fn introspect(
     if rec.exp <= now || rec.application != caller_app {
         return inactive();
     }
-    let ctx = Context { now, ip, mfa: rec.mfa.clone() };
+    let ctx = Context { now, ip, mfa: rec.mfa.clone(), attributes: rec.attributes.clone() };
     let live = match compute(&st, &rec.subject, &rec.application, Some(&rec.scope), &ctx) {
         Ok(ts) => ts.granted,
         Err(e) => {

@@ -49,7 +49,7 @@ async fn check(
 ) -> Result<Response, ApiError> {
     let revision = state.visible(req.at_least)?;
     let tenant = state.tenant(&auth.tenant)?;
-    let ctx = req.context.unwrap_or_default().resolve(state.now());
+    let ctx = req.context.unwrap_or_default().resolve_with(state.now(), req.attributes);
     let (outcome, trace) = if req.explain {
         let ex = blocking(move || {
             let st = tenant.read();
@@ -101,7 +101,7 @@ async fn check_batch(
             .checks
             .into_iter()
             .map(|c| {
-                let ctx = c.context.unwrap_or_default().resolve(now);
+                let ctx = c.context.unwrap_or_default().resolve_with(now, c.attributes);
                 match query::check(st.facts(), &c.subject, &c.application, &c.scope, &ctx) {
                     Ok(o) => {
                         metrics_state.metrics().decision(o.decision);

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, ErrorCode};
 use crate::explain::BindingTrace;
 use crate::model::conditions::parse_duration;
-use crate::model::{Conditions, Context, MfaContext, ObjectRef, Timestamp, Tuple};
+use crate::model::{Attributes, Conditions, Context, MfaContext, ObjectRef, Timestamp, Tuple};
 use crate::query::{Decision, StepUp};
 
 /// A revision: a decimal string on the wire; accepted as string or number.
@@ -128,7 +128,12 @@ impl ContextIn {
 
     pub fn resolve(self, clock: Timestamp) -> Context {
         let mfa = self.mfa.map(|m| MfaContext { present: m.present, auth_time: m.auth_time });
-        Context { now: self.now.unwrap_or(clock), ip: self.ip, mfa }
+        Context { now: self.now.unwrap_or(clock), ip: self.ip, mfa, attributes: Attributes::default() }
+    }
+
+    /// [`ContextIn::resolve`] with the request's `attributes`.
+    pub fn resolve_with(self, clock: Timestamp, attributes: Option<Attributes>) -> Context {
+        Context { attributes: attributes.unwrap_or_default(), ..self.resolve(clock) }
     }
 }
 
@@ -140,6 +145,9 @@ pub struct CheckRequest {
     pub scope: String,
     #[serde(default, deserialize_with = "object")]
     pub context: Option<ContextIn>,
+    /// Values for attribute conditions: `{subject, resource, action, context}`.
+    #[serde(default, deserialize_with = "object")]
+    pub attributes: Option<Attributes>,
     #[serde(default)]
     pub explain: bool,
     #[serde(default)]
@@ -169,6 +177,8 @@ pub struct BatchCheckItem {
     pub scope: String,
     #[serde(default, deserialize_with = "object")]
     pub context: Option<ContextIn>,
+    #[serde(default, deserialize_with = "object")]
+    pub attributes: Option<Attributes>,
 }
 
 #[derive(Debug, Deserialize)]

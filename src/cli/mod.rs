@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use holdfast::model::{Context, MfaContext, Timestamp};
+use holdfast::model::{Attributes, Context, MfaContext, Timestamp};
 use holdfast::service::{Holdfast, Tenant};
 use holdfast::store::Durability;
 
@@ -83,6 +83,11 @@ pub struct ContextArgs {
     /// When the caller did MFA (RFC 3339).
     #[arg(long)]
     mfa_time: Option<String>,
+    /// An attribute for attribute conditions, `PATH=VALUE` (repeatable):
+    /// `--attr action.soft=true --attr subject.team=sre`. The value is
+    /// JSON when it reads as a string, number or boolean, else text.
+    #[arg(long = "attr", value_name = "PATH=VALUE")]
+    attrs: Vec<String>,
 }
 
 impl ContextArgs {
@@ -99,7 +104,11 @@ impl ContextArgs {
             (None, true) => Some(MfaContext { present: true, auth_time: None }),
             (None, false) => None,
         };
-        Ok(Context { now: self.now()?, ip: self.ip, mfa })
+        let mut attributes = Attributes::default();
+        for a in &self.attrs {
+            attributes.set_from_arg(a).map_err(|e| format!("--attr: {e}"))?;
+        }
+        Ok(Context { now: self.now()?, ip: self.ip, mfa, attributes })
     }
 }
 

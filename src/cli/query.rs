@@ -75,6 +75,9 @@ struct BatchLine {
     scope: String,
     #[serde(default)]
     context: Option<BatchContext>,
+    /// Values for attribute conditions (default: the `--attr` flags).
+    #[serde(default)]
+    attributes: Option<holdfast::model::Attributes>,
     /// Ignored: lets a query file carry the expected answer.
     #[serde(default)]
     #[allow(dead_code)]
@@ -108,10 +111,13 @@ fn batch(l: &super::Loaded, file: &std::path::Path, ctx: &Context, explain_it: b
         }
         let answer = match serde_json::from_str::<BatchLine>(&line) {
             Ok(q) => {
-                let c = match q.context {
-                    Some(c) => Context { now: c.now.unwrap_or(ctx.now), ip: c.ip, mfa: c.mfa },
+                let mut c = match q.context {
+                    Some(c) => Context { now: c.now.unwrap_or(ctx.now), ip: c.ip, mfa: c.mfa, ..ctx.clone() },
                     None => ctx.clone(),
                 };
+                if let Some(a) = q.attributes {
+                    c.attributes = a;
+                }
                 if explain_it {
                     match explain::explain(st.facts(), &q.subject, &q.application, &q.scope, &c) {
                         Ok(ex) => serde_json::to_value(&ex).unwrap_or_default(),
@@ -150,7 +156,7 @@ pub struct AccessArgs {
 
 pub fn access(a: &AccessArgs) -> Result<ExitCode, String> {
     let l = a.source.load()?;
-    let now = ContextArgs { now: a.now.clone(), ip: None, mfa: false, mfa_time: None }.now()?;
+    let now = ContextArgs { now: a.now.clone(), ip: None, mfa: false, mfa_time: None, attrs: vec![] }.now()?;
     let st = l.tenant.read();
     let ea = query::effective_access(st.facts(), &a.subject, now, a.include_expired).map_err(|e| e.to_string())?;
     if a.json {
@@ -194,7 +200,7 @@ pub struct WhoArgs {
 
 pub fn who(a: &WhoArgs) -> Result<ExitCode, String> {
     let l = a.source.load()?;
-    let now = ContextArgs { now: a.now.clone(), ip: None, mfa: false, mfa_time: None }.now()?;
+    let now = ContextArgs { now: a.now.clone(), ip: None, mfa: false, mfa_time: None, attrs: vec![] }.now()?;
     let st = l.tenant.read();
     let page = query::who_can_access(
         st.facts(),

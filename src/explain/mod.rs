@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::engine::{FactBase, Why};
 use crate::model::conditions::Unmet;
-use crate::model::{CondOutcome, Conditions, Context};
+use crate::model::{AttributeTest, CondOutcome, Conditions, Context};
 use crate::query::{self, CheckOutcome, Decision, QueryError};
 
 /// One binding considered by an explained check.
@@ -27,9 +27,47 @@ pub struct BindingTrace {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Conditions>,
     /// For granting bindings: `satisfied`, `step_up_required:mfa`,
-    /// `condition_unmet:ip`, `expired`, `not_yet_valid`.
+    /// `condition_unmet:ip`, `condition_unmet:attribute`, `expired`,
+    /// `not_yet_valid`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub condition_result: Option<&'static str>,
+    /// With `condition_unmet:attribute`: the first test that failed and
+    /// the value the request gave (none: it was missing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_attribute: Option<FailedAttribute>,
+}
+
+/// An attribute test a request did not satisfy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedAttribute {
+    /// The attribute's path, e.g. `action.soft`.
+    pub attribute: String,
+    pub op: &'static str,
+    /// What the test compares with (one value, or a list for `in`/`not_in`).
+    pub value: serde_json::Value,
+    /// What the request gave; absent when it gave nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<serde_json::Value>,
+}
+
+impl FailedAttribute {
+    fn of(test: &AttributeTest, ctx: &Context) -> FailedAttribute {
+        let json = test.to_json();
+        FailedAttribute {
+            attribute: test.attribute.to_string(),
+            op: test.op.as_str(),
+            value: json.get("value").cloned().unwrap_or_default(),
+            actual: ctx.attributes.get(&test.attribute).cloned(),
+        }
+    }
+
+    /// `action.soft is false`, `subject.team is missing`.
+    pub fn summary(&self) -> String {
+        match &self.actual {
+            Some(v) => format!("{} is {v}", self.attribute),
+            None => format!("{} is missing", self.attribute),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -112,6 +150,12 @@ pub fn explain(
             paths.push((fb.binding_text(h.binding), o));
         }
         let condition_result = evaluated.map(outcome_code);
+        let failed_attribute = match evaluated {
+            Some(CondOutcome::Unmet(Unmet::Attribute)) => {
+                rec.conditions.failed_attribute(&ctx.attributes).map(|t| FailedAttribute::of(t, ctx))
+            }
+            _ => None,
+        };
         ex.bindings.push(BindingTrace {
             binding: fb.binding_text(h.binding),
             role: fb.role_name(h.role).to_string(),
@@ -121,6 +165,7 @@ pub fn explain(
             verdict: verdict_code(why),
             conditions: (!rec.conditions.is_empty()).then(|| (*rec.conditions).clone()),
             condition_result,
+            failed_attribute,
         });
     }
     ex.bindings.sort_by(|a, b| a.binding.cmp(&b.binding));
@@ -177,7 +222,10 @@ impl Explanation {
             };
             let _ = writeln!(out, "{pad}{line}");
             if let Some(c) = &b.conditions {
-                let result = b.condition_result.map_or(String::new(), |r| format!(" → {r}"));
+                let mut result = b.condition_result.map_or(String::new(), |r| format!(" → {r}"));
+                if let Some(f) = &b.failed_attribute {
+                    result.push_str(&format!(": {}", f.summary()));
+                }
                 let _ = writeln!(out, "{pad}conditions: {}{result}", c.summary());
             }
         }

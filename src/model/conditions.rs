@@ -2,15 +2,20 @@
 //! against, and their three-state evaluation.
 //!
 //! Evaluation order is fixed and total: the validity window (`not_before`,
-//! `expires_at`), then IP ranges, then MFA. A failing window or IP range is
-//! final (`Unmet`); a missing or too old MFA asks for step-up. **Missing
-//! context never counts as satisfied**: no `ip` fails an IP condition, no
-//! `mfa` (or `present: false`) asks for step-up. Time is always a parameter.
+//! `expires_at`), then IP ranges, then attribute tests
+//! ([`super::attributes`]), then MFA. A failing window, IP range or
+//! attribute test is final (`Unmet`); a missing or too old MFA asks for
+//! step-up. **Missing context never counts as satisfied**: no `ip` fails an
+//! IP condition, a missing attribute fails its test (whatever the
+//! operator), no `mfa` (or `present: false`) asks for step-up. Time is
+//! always a parameter.
 
 use std::{fmt, net::IpAddr, str::FromStr, time::Duration};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+use super::attributes::{AttributeTest, Attributes};
 
 /// Seconds since the Unix epoch (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -158,6 +163,9 @@ pub struct Conditions {
     pub not_before: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Timestamp>,
+    /// Tests over the request's attributes; all must hold (null is none).
+    #[serde(default, deserialize_with = "null_as_empty", skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<AttributeTest>,
 }
 
 impl Conditions {
@@ -166,6 +174,12 @@ impl Conditions {
             && self.ip.is_none()
             && self.not_before.is_none()
             && self.expires_at.is_none()
+            && self.attributes.is_empty()
+    }
+
+    /// The first attribute test the request does not satisfy, if any.
+    pub fn failed_attribute(&self, attrs: &Attributes) -> Option<&AttributeTest> {
+        self.attributes.iter().find(|t| !t.holds(attrs))
     }
 
     /// True when the validity window has closed at `now` (drops out of queries).
@@ -186,6 +200,9 @@ impl Conditions {
                 Some(addr) if ip.allow.iter().any(|n| n.contains(&addr)) => {}
                 _ => return CondOutcome::Unmet(Unmet::Ip),
             }
+        }
+        if self.failed_attribute(&ctx.attributes).is_some() {
+            return CondOutcome::Unmet(Unmet::Attribute);
         }
         if let Some(mfa) = self.mfa.as_ref().filter(|m| m.required) {
             let fresh = match (&ctx.mfa, mfa.max_age) {
@@ -215,6 +232,9 @@ impl Conditions {
         if let Some(ip) = &self.ip {
             let nets: Vec<String> = ip.allow.iter().map(|n| n.to_string()).collect();
             parts.push(format!("ip in {}", nets.join(", ")));
+        }
+        for t in &self.attributes {
+            parts.push(t.summary());
         }
         if let Some(t) = self.not_before {
             parts.push(format!("not before {t}"));
@@ -262,7 +282,7 @@ pub const EMPTY_ALLOW: &str =
     "an empty allow-list admits no address, so the binding could never be used (remove `ip` to allow any address)";
 
 /// The keys a conditions object may have.
-pub const CONDITION_KEYS: &[&str] = &["mfa", "ip", "not_before", "expires_at"];
+pub const CONDITION_KEYS: &[&str] = &["mfa", "ip", "not_before", "expires_at", "attributes"];
 const MFA_KEYS: &[&str] = &["required", "max_age"];
 const IP_KEYS: &[&str] = &["allow"];
 
@@ -288,6 +308,9 @@ impl Conditions {
         if let Some(ip) = v.get("ip") {
             known_keys(ip, "ip", IP_KEYS)?;
         }
+        if let Some(list) = v.get("attributes").filter(|l| !l.is_null()) {
+            attribute_tests(list)?;
+        }
         let field = |k: &str| -> Result<(), ConditionError> {
             match v.get(k) {
                 None => Ok(()),
@@ -301,7 +324,7 @@ impl Conditions {
                 }
             }
         };
-        CONDITION_KEYS.iter().try_for_each(|k| field(k))?;
+        CONDITION_KEYS.iter().filter(|k| **k != "attributes").try_for_each(|k| field(k))?;
         let c = Conditions::deserialize(v).map_err(|e| ConditionError::new("", e.to_string()))?;
         c.validate()?;
         Ok(c)
@@ -326,12 +349,45 @@ impl Conditions {
     }
 }
 
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<AttributeTest>, D::Error> {
+    Ok(Option::<Vec<AttributeTest>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Why an empty list of attribute tests is refused.
+pub const EMPTY_ATTRIBUTES: &str = "an empty list tests nothing (remove `attributes`, or list at least one test)";
+
+/// Reads a list of attribute tests, naming the offending one as
+/// `attributes[i].key`.
+fn attribute_tests(list: &serde_json::Value) -> Result<Vec<AttributeTest>, ConditionError> {
+    let serde_json::Value::Array(items) = list else {
+        return Err(ConditionError::new("attributes", "must be a list of tests `{attribute, op, value}`"));
+    };
+    if items.is_empty() {
+        return Err(ConditionError::new("attributes", EMPTY_ATTRIBUTES));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            AttributeTest::from_json(t).map_err(|e| {
+                let field = if e.field.is_empty() {
+                    format!("attributes[{i}]")
+                } else {
+                    format!("attributes[{i}].{}", e.field)
+                };
+                ConditionError::new(field, e.message)
+            })
+        })
+        .collect()
+}
+
 /// Why a binding's conditions failed for good (step-up would not help).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Unmet {
     Expired,
     NotYetValid,
     Ip,
+    Attribute,
 }
 
 impl Unmet {
@@ -341,6 +397,7 @@ impl Unmet {
             Unmet::Expired => "expired",
             Unmet::NotYetValid => "not_yet_valid",
             Unmet::Ip => "condition_unmet:ip",
+            Unmet::Attribute => "condition_unmet:attribute",
         }
     }
 }
@@ -355,7 +412,8 @@ pub enum CondOutcome {
     Unmet(Unmet),
 }
 
-/// What the request brings: the caller's IP, its MFA state, and `now`.
+/// What the request brings: the caller's IP, its MFA state, `now`, and
+/// the attributes it supplies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Context {
@@ -364,12 +422,14 @@ pub struct Context {
     pub ip: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mfa: Option<MfaContext>,
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
 }
 
 impl Context {
-    /// A context that carries only the time: no IP, no MFA.
+    /// A context that carries only the time: no IP, no MFA, no attributes.
     pub fn at(now: Timestamp) -> Context {
-        Context { now, ip: None, mfa: None }
+        Context { now, ip: None, mfa: None, attributes: Attributes::default() }
     }
 }
 
@@ -465,6 +525,34 @@ mod tests {
         assert_eq!(c.evaluate(&ctx("2026-01-01T00:00:00Z")), CondOutcome::Satisfied);
         assert_eq!(c.evaluate(&ctx("2026-01-31T23:59:59Z")), CondOutcome::Satisfied);
         assert_eq!(c.evaluate(&ctx("2026-02-01T00:00:00Z")), CondOutcome::Unmet(Unmet::Expired));
+    }
+
+    #[test]
+    fn attribute_tests_are_unmet_when_missing_and_named_when_malformed() {
+        let c = Conditions::from_json(&serde_json::json!({
+            "attributes": [{"attribute": "action.soft", "op": "eq", "value": true}],
+            "mfa": {"required": true}
+        }))
+        .unwrap();
+        let mut x = ctx("2026-01-01T00:00:00Z");
+        assert_eq!(c.evaluate(&x), CondOutcome::Unmet(Unmet::Attribute), "missing: unmet before step-up");
+        x.attributes.action.insert("soft".into(), serde_json::json!(false));
+        assert_eq!(c.evaluate(&x), CondOutcome::Unmet(Unmet::Attribute));
+        x.attributes.action.insert("soft".into(), serde_json::json!(true));
+        assert!(matches!(c.evaluate(&x), CondOutcome::StepUp { .. }), "attributes hold, MFA is missing");
+        assert_eq!(c.summary(), "mfa, action.soft eq true");
+        let err = |v: serde_json::Value| Conditions::from_json(&v).unwrap_err().path();
+        assert_eq!(err(serde_json::json!({"attributes": []})), "conditions.attributes");
+        assert_eq!(err(serde_json::json!({"attributes": {}})), "conditions.attributes");
+        assert_eq!(
+            err(serde_json::json!({"attributes": [{"attribute": "action.soft", "op": "eq", "value": 1},
+                                                  {"attribute": "action.soft", "op": "gt", "value": 1}]})),
+            "conditions.attributes[1].op"
+        );
+        assert_eq!(err(serde_json::json!({"attributes": [7]})), "conditions.attributes[0]");
+        assert!(Conditions::from_json(&serde_json::json!({"attributes": null})).unwrap().is_empty());
+        let back: Conditions = serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
+        assert_eq!(back, c, "stored form round-trips");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The vocabulary of Holdfast: object references, relationship tuples,
 //! binding conditions and request context. Pure data and parsing; no I/O.
 
+pub mod attributes;
 pub mod conditions;
 pub mod schema;
 mod tuple;
 
+pub use attributes::{AttributeTest, Attributes};
 pub use conditions::{CondOutcome, ConditionError, Conditions, Context, MfaCondition, MfaContext, Timestamp};
 pub use schema::Schema;
 pub use tuple::{ObjectRef, ObjectType, ParseError, Tuple};

@@ -127,7 +127,8 @@ pub fn display_name(a: &AssertionDecl) -> String {
 /// Evaluates one assertion; `now` is used when its context has none.
 pub fn run_assertion(fb: &FactBase, file: &str, a: &AssertionDecl, now: Timestamp) -> AssertionResult {
     let checks = match context_of(a.context.as_ref(), now) {
-        Ok(ctx) => {
+        Ok(mut ctx) => {
+            ctx.attributes = a.attributes.clone().unwrap_or_default();
             let mut checks = Vec::new();
             if let Some(e) = &a.expect {
                 checks.push(check_expect(fb, a, &e.value, &ctx));

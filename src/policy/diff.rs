@@ -21,8 +21,9 @@
 //!     path, where *p is covered by q* means every request that satisfies
 //!     p's conditions satisfies q's: MFA (if q requires it, p does, with a
 //!     `max_age` no longer than q's), IP ranges (if q has them, each of p's
-//!     ranges lies inside q's), expiry (if q has one, p's is no later) and
-//!     `not_before` (if q has one, p's is no earlier);
+//!     ranges lies inside q's), expiry (if q has one, p's is no later),
+//!     `not_before` (if q has one, p's is no earlier) and attribute tests
+//!     (each of q's follows from one of p's on the same attribute);
 //!   - **strengthened** when some BASE path is not covered by any HEAD path;
 //!   - an entry can be both (`mixed`), or neither (`changed`: same
 //!     restrictions, another binding or membership path).
@@ -35,6 +36,7 @@
 //! `mfa_max_age_loosened`/`_tightened`, `ip_removed`/`_added`/`_widened`/
 //! `_narrowed`/`_changed`, `expiry_removed`/`_added`/`_extended`/
 //! `_shortened`, `not_before_removed`/`_added`/`_earlier`/`_later`,
+//! `attribute_added`/`_removed`/`_changed` (the tests of one attribute),
 //! `became_tenant_wide`/`became_app_scoped` (same role and subject, other
 //! resource), `role_changed` (same subject and resource, other role),
 //! `path_changed` (other membership path), `path_added`/`path_removed`
@@ -72,7 +74,8 @@ use serde::Serialize;
 use super::assertions::run_all;
 use super::{instantiate, Policy, PolicyError};
 use crate::engine::{AppId, EngineError, FactBase, NodeId, NodeKind};
-use crate::model::{Conditions, ObjectRef, ObjectType, Timestamp, Tuple};
+use crate::model::attributes::Scalar;
+use crate::model::{AttributeTest, Conditions, ObjectRef, ObjectType, Timestamp, Tuple};
 use crate::service::Change;
 
 pub use render::{render_markdown, render_text};
@@ -667,7 +670,40 @@ fn entry_diff(app: &str, scope: &str, before: &[PathInfo], after: &[PathInfo]) -
 
 /// Is every request that satisfies `x` also satisfying `y`? (x at least as strict.)
 pub fn covered(x: &Conditions, y: &Conditions) -> bool {
-    mfa_covered(x, y) && ip_covered(x, y) && expiry_covered(x, y) && not_before_covered(x, y)
+    mfa_covered(x, y)
+        && ip_covered(x, y)
+        && expiry_covered(x, y)
+        && not_before_covered(x, y)
+        && attributes_covered(x, y)
+}
+
+/// Every attribute test of `y` follows from one test of `x` on the same
+/// attribute. `eq v` is `in [v]` and `ne v` is `not_in [v]`; then `in S`
+/// implies `in T` when S ⊆ T and `not_in T` when S and T are disjoint,
+/// and `not_in S` implies `not_in T` when T ⊆ S (a missing value satisfies
+/// no test, so `not_in` never implies `in`). Sound, not complete: tests
+/// that only together imply another are not combined.
+fn attributes_covered(x: &Conditions, y: &Conditions) -> bool {
+    y.attributes.iter().all(|t| x.attributes.iter().any(|s| attribute_implies(s, t)))
+}
+
+fn attribute_implies(s: &AttributeTest, t: &AttributeTest) -> bool {
+    if s.attribute != t.attribute {
+        return false;
+    }
+    let within = |a: &[Scalar], b: &[Scalar]| a.iter().all(|v| b.iter().any(|w| same_value(v, w)));
+    let disjoint = |a: &[Scalar], b: &[Scalar]| !a.iter().any(|v| b.iter().any(|w| same_value(v, w)));
+    match (s.op.negated(), t.op.negated()) {
+        (false, false) => within(&s.values, &t.values),
+        (false, true) => disjoint(&s.values, &t.values),
+        (true, true) => within(&t.values, &s.values),
+        (true, false) => false,
+    }
+}
+
+/// Two test values that a request value equals both or neither of.
+fn same_value(a: &Scalar, b: &Scalar) -> bool {
+    b.matches(&a.to_json())
 }
 
 fn mfa_of(c: &Conditions) -> Option<Option<Duration>> {
@@ -827,6 +863,27 @@ fn condition_details(binding: &str, b: &Conditions, h: &Conditions) -> Vec<Detai
     };
     if let Some(code) = nb_code {
         out.push(detail(code, binding, show_t(b.not_before), show_t(h.not_before)));
+    }
+    // Attribute tests, per attribute: added, removed or changed.
+    let mut paths: Vec<_> = b.attributes.iter().chain(&h.attributes).map(|t| &t.attribute).collect();
+    paths.sort();
+    paths.dedup();
+    for path in paths {
+        let tests = |c: &Conditions| -> Vec<String> {
+            let mut v: Vec<String> =
+                c.attributes.iter().filter(|t| &t.attribute == path).map(|t| t.summary()).collect();
+            v.sort();
+            v
+        };
+        let (bt, ht) = (tests(b), tests(h));
+        let code = match (bt.is_empty(), ht.is_empty()) {
+            (false, true) => "attribute_removed",
+            (true, false) => "attribute_added",
+            _ if bt != ht => "attribute_changed",
+            _ => continue,
+        };
+        let show = |v: Vec<String>| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+        out.push(detail(code, binding, show(bt), show(ht)));
     }
     out
 }

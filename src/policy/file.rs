@@ -16,8 +16,9 @@ use std::{collections::HashMap, fmt};
 use serde::Serialize;
 
 use super::yaml::{self, Node, Span, Value, YamlErrorKind};
+use crate::model::attributes::TEST_KEYS;
 use crate::model::conditions::{parse_duration, parse_net, IpCondition, MfaCondition};
-use crate::model::{validate_id, Conditions, ObjectRef, ObjectType, Timestamp};
+use crate::model::{validate_id, AttributeTest, Attributes, Conditions, ObjectRef, ObjectType, Timestamp};
 
 /// The tenant when the file does not name one.
 pub const DEFAULT_TENANT: &str = "default";
@@ -33,11 +34,20 @@ pub const ROLE_KEYS: &[&str] = &["name", "description", "scopes"];
 pub const SUBJECT_KEYS: &[&str] = &["name", "email"];
 pub const GROUP_KEYS: &[&str] = &["name", "members"];
 pub const BINDING_KEYS: &[&str] = &["subject", "role", "application", "conditions", "expires_at", "not_before"];
-pub const CONDITION_KEYS: &[&str] = &["mfa", "ip", "not_before", "expires_at"];
+pub const CONDITION_KEYS: &[&str] = &["mfa", "ip", "not_before", "expires_at", "attributes"];
 pub const MFA_KEYS: &[&str] = &["required", "max_age"];
 pub const IP_KEYS: &[&str] = &["allow"];
-pub const ASSERTION_KEYS: &[&str] =
-    &["name", "subject", "application", "scope", "context", "expect", "expect_access", "expect_token_scope"];
+pub const ASSERTION_KEYS: &[&str] = &[
+    "name",
+    "subject",
+    "application",
+    "scope",
+    "context",
+    "attributes",
+    "expect",
+    "expect_access",
+    "expect_token_scope",
+];
 /// Values of an assertion's `expect`.
 pub const EXPECT_VALUES: &[&str] = &["allow", "deny", "step_up"];
 
@@ -185,6 +195,8 @@ pub struct AssertionDecl {
     pub scope: Option<Spanned<String>>,
     /// Free-form request context (`mfa`, `ip`, `now`...), checked by the test runner.
     pub context: Option<serde_json::Value>,
+    /// Values for attribute conditions (`{subject, resource, action, context}`).
+    pub attributes: Option<Attributes>,
     /// One of [`EXPECT_VALUES`].
     pub expect: Option<Spanned<String>>,
     pub expect_access: Option<serde_json::Value>,
@@ -901,6 +913,11 @@ impl Checker {
                 }
             }
         }
+        if let Some(list) = f.get("attributes") {
+            if let Some(tests) = self.attribute_tests(list, &format!("{path}.attributes")) {
+                c.attributes = tests;
+            }
+        }
         for key in ["not_before", "expires_at"] {
             if let Some(n) = f.get(key) {
                 let t = self.timestamp(n, &format!("{path}.{key}"));
@@ -912,6 +929,48 @@ impl Checker {
             }
         }
         c
+    }
+
+    /// `attributes: [{attribute: action.soft, op: eq, value: true}, ...]`:
+    /// every malformed test is reported where it is written.
+    fn attribute_tests(&mut self, list: &Node, apath: &str) -> Option<Vec<AttributeTest>> {
+        let example = "e.g. `attributes: [{attribute: action.soft, op: eq, value: true}]`";
+        let items = match list.as_seq() {
+            None => {
+                let m = format!("`{apath}` must be a list of tests, found {}", list.type_name());
+                self.err(codes::INVALID_CONDITION, list.span, m, Some(example.into()));
+                return None;
+            }
+            Some([]) => {
+                let m = format!("`{apath}`: {}", crate::model::conditions::EMPTY_ATTRIBUTES);
+                self.err(codes::INVALID_CONDITION, list.span, m, None);
+                return None;
+            }
+            Some(items) => items,
+        };
+        let mut tests = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let tpath = format!("{apath}[{i}]");
+            let Some(tf) = self.condition_fields(item, &tpath, TEST_KEYS) else { continue };
+            match AttributeTest::from_json(&item.to_json()) {
+                Ok(t) => tests.push(t),
+                Err(e) => {
+                    // `value[1]`: the list item; `value`, `op`...: the key's value.
+                    let span = match e.field.strip_prefix("value[").and_then(|r| r.strip_suffix(']')) {
+                        Some(j) => tf
+                            .get("value")
+                            .and_then(Node::as_seq)
+                            .and_then(|v| j.parse::<usize>().ok().and_then(|j| v.get(j)))
+                            .map(|n| n.span),
+                        None => tf.raw(&e.field).map(|n| n.span),
+                    };
+                    let at = if e.field.is_empty() { tpath.clone() } else { format!("{tpath}.{}", e.field) };
+                    let m = format!("`{at}` {}", e.message);
+                    self.err(codes::INVALID_CONDITION, span.unwrap_or(item.span), m, Some(example.into()));
+                }
+            }
+        }
+        (tests.len() == items.len()).then_some(tests)
     }
 
     fn assertion(&mut self, item: &Node, path: &str) -> Option<AssertionDecl> {
@@ -935,6 +994,21 @@ impl Checker {
             }
             None => None,
         };
+        let attributes = f.get("attributes").and_then(|n| {
+            let apath = format!("{path}.attributes");
+            if n.as_map().is_none() {
+                self.wrong_type(n, &apath, "a map (e.g. `{action: {soft: true}, subject: {team: sre}}`)");
+                return None;
+            }
+            match serde_json::from_value::<Attributes>(n.to_json()) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    let hint = format!("keys: {}", crate::model::attributes::ATTRIBUTE_KEYS.join(", "));
+                    self.err(codes::INVALID_VALUE, n.span, format!("`{apath}`: {e}"), Some(hint));
+                    None
+                }
+            }
+        });
         let expect = match f.get("expect") {
             Some(n) => match n.as_str() {
                 Some(s) if EXPECT_VALUES.contains(&s) => Some(Spanned::new(s.to_string(), n.span)),
@@ -979,6 +1053,7 @@ impl Checker {
             application,
             scope,
             context,
+            attributes,
             expect,
             expect_access,
             expect_token_scope,

@@ -65,7 +65,8 @@ pub struct CheckOutcome {
     /// Stable reason code: `granted`, `no_binding`, `role_lacks_scope`,
     /// `scope_not_supported`, `unknown_subject`, `unknown_application`,
     /// `subject_suspended`, `expired`, `not_yet_valid`,
-    /// `condition_unmet:ip`, `step_up_required:mfa`.
+    /// `condition_unmet:ip`, `condition_unmet:attribute`,
+    /// `step_up_required:mfa`.
     pub reason: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step_up: Option<StepUp>,
@@ -144,6 +145,7 @@ pub fn combine(paths: &[(String, CondOutcome)], scope: &str) -> CheckOutcome {
             _ => None,
         })
         .max_by_key(|u| match u {
+            Unmet::Attribute => 4,
             Unmet::Ip => 3,
             Unmet::NotYetValid => 2,
             Unmet::Expired => 1,

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::model::{MfaContext, Timestamp};
+use crate::model::{Attributes, MfaContext, Timestamp};
 use crate::store::Op;
 
 /// Prefix of every access token Holdfast mints.
@@ -45,6 +45,10 @@ pub struct TokenRecord {
     /// conditions against it, so a `max_age` keeps counting from `auth_time`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mfa: Option<MfaContext>,
+    /// The attributes given at minting: introspection evaluates attribute
+    /// conditions against them.
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
 }
 
 /// A client credential of an application (a resource server that
@@ -225,6 +229,7 @@ mod tests {
             iat: Timestamp(1),
             exp: Timestamp(3601),
             mfa: None,
+            attributes: Attributes::default(),
         };
         let issue = TokenChange::Issue { digest: da.clone(), record };
         let op = encode(&issue);
