@@ -1046,6 +1046,7 @@ mod tests {
         assert!(matches!(r, Err(DiffError::Engine(_))), "{r:?}");
     }
     use crate::model::conditions::{parse_net, IpCondition, MfaCondition};
+    use serde_json::json;
 
     fn mfa(age: Option<u64>) -> Conditions {
         Conditions {
@@ -1086,5 +1087,37 @@ mod tests {
         assert_eq!(codes(&mfa(None), &mfa(Some(60))), ["mfa_max_age_tightened"]);
         assert_eq!(codes(&ip(&["10.1.0.0/16"]), &ip(&["10.0.0.0/8"])), ["ip_widened"]);
         assert_eq!(codes(&ip(&["10.0.0.0/8"]), &ip(&["192.168.0.0/16"])), ["ip_changed"]);
+        let none = Conditions::default();
+        let soft = attrs(&[("action.soft", "eq", json!(true))]);
+        assert_eq!(codes(&none, &soft), ["attribute_added"]);
+        assert_eq!(codes(&soft, &none), ["attribute_removed"]);
+        assert_eq!(codes(&soft, &attrs(&[("action.soft", "ne", json!(false))])), ["attribute_changed"]);
+        assert!(codes(&soft, &soft).is_empty());
+    }
+
+    fn attrs(tests: &[(&str, &str, serde_json::Value)]) -> Conditions {
+        let list: Vec<_> = tests.iter().map(|(a, op, v)| json!({"attribute": a, "op": op, "value": v})).collect();
+        Conditions::from_json(&json!({ "attributes": list })).unwrap()
+    }
+
+    #[test]
+    fn attribute_tests_cover_by_implication() {
+        let none = Conditions::default();
+        let eq_sre = attrs(&[("subject.team", "eq", json!("sre"))]);
+        let in_sre_eng = attrs(&[("subject.team", "in", json!(["sre", "eng"]))]);
+        let ne_eng = attrs(&[("subject.team", "ne", json!("eng"))]);
+        let not_in_eng_ops = attrs(&[("subject.team", "not_in", json!(["eng", "ops"]))]);
+        // Adding a test strengthens; removing it weakens.
+        assert!(covered(&eq_sre, &none) && !covered(&none, &eq_sre));
+        // eq v ⊆ in S ∋ v; in S ⊆ ne w when w ∉ S.
+        assert!(covered(&eq_sre, &in_sre_eng) && !covered(&in_sre_eng, &eq_sre));
+        assert!(covered(&eq_sre, &ne_eng) && !covered(&in_sre_eng, &ne_eng));
+        // not_in S ⊆ not_in T when T ⊆ S; a not_in never implies an in or eq.
+        assert!(covered(&not_in_eng_ops, &ne_eng) && !covered(&ne_eng, &not_in_eng_ops));
+        assert!(!covered(&ne_eng, &eq_sre));
+        // Another attribute, or another type of value, implies nothing.
+        assert!(!covered(&attrs(&[("resource.team", "eq", json!("sre"))]), &eq_sre));
+        assert!(!covered(&attrs(&[("subject.team", "eq", json!(1))]), &attrs(&[("subject.team", "eq", json!("1"))])));
+        assert!(covered(&attrs(&[("subject.n", "eq", json!(1))]), &attrs(&[("subject.n", "in", json!([1.0]))])));
     }
 }

@@ -4,11 +4,10 @@
 //! `examples/authzen-certification.yaml`, and AuthZEN over the worked example,
 //! both loaded as `serve --demo --policy` loads them.
 //!
-//! Not replayed: the Properties tests that tell requests apart by a property
-//! alone (C-2.2.6 / rule 7: `action.properties.soft`), which need attribute
-//! conditions. The other Properties tests hold because the fixture's
-//! properties are fixed per entity (bob is the admin, record-2 the archived
-//! record) and the fixture models them by identifier.
+//! The Properties levels: `properties` are attributes that the fixture's
+//! attribute conditions test (`action.soft` for rules 7 and 8,
+//! `subject.role` for rule 6); rules 1-5 rest on identifiers, since the
+//! harness sends them without properties.
 
 use std::sync::Arc;
 
@@ -102,7 +101,7 @@ fn ids(a: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn c_1_4_required_decisions_core_and_identifier_modelled_properties() {
+async fn c_1_4_required_decisions_core_and_properties() {
     let mut pdp = Pdp::start().await;
     // Core, rules 1-4.
     assert!(pdp.decision(ask("alice", "read", "record-1")).await, "rule 1");
@@ -117,10 +116,24 @@ async fn c_1_4_required_decisions_core_and_identifier_modelled_properties() {
     r6["subject"]["properties"] = json!({"role": "admin"});
     r6["resource"]["properties"] = json!({"status": "archived"});
     assert!(pdp.decision(r6).await, "rule 6");
-    // C-2.2.7 (rule 8) holds; C-2.2.6 (rule 7, soft delete) needs attribute conditions.
+    // C-2.2.6 (rule 7) and C-2.2.7 (rule 8): decided by `action.properties.soft` alone.
+    let mut r7 = ask("alice", "delete", "record-1");
+    r7["action"]["properties"] = json!({"soft": true});
+    assert!(pdp.decision(r7.clone()).await, "rule 7");
     let mut r8 = ask("alice", "delete", "record-1");
     r8["action"]["properties"] = json!({"soft": false});
-    assert!(!pdp.decision(r8).await, "rule 8");
+    assert!(!pdp.decision(r8.clone()).await, "rule 8");
+    let a = pdp.ok(&format!("{CERT}/evaluation"), r8).await;
+    assert_eq!(a["context"]["reason"], "condition_unmet:attribute", "{a}");
+    // Not saying is not soft; a lookalike of another type is not `true`.
+    assert!(!pdp.decision(ask("alice", "delete", "record-1")).await, "missing never satisfies");
+    r7["action"]["properties"] = json!({"soft": "true"});
+    assert!(!pdp.decision(r7).await, "typed comparison");
+    // Rule 6 for any subject with `properties.role` = admin (alice too).
+    let mut admin = ask("alice", "write", "record-2");
+    admin["subject"]["properties"] = json!({"role": "admin"});
+    admin["resource"]["properties"] = json!({"status": "archived"});
+    assert!(pdp.decision(admin).await, "rule 6 by property");
     pdp.stop().await;
 }
 
@@ -288,7 +301,7 @@ async fn c_3_2_batches_with_defaults_overrides_and_merging() {
         )
         .await;
     assert_eq!(decisions(&a), [true, false], "{a}");
-    // C-3.2.3 / C-3.2.4 (properties given, decided by identifier).
+    // C-3.2.3 / C-3.2.4.
     let a = pdp
         .ok(
             &path,
@@ -304,6 +317,17 @@ async fn c_3_2_batches_with_defaults_overrides_and_merging() {
             "evaluations": [{"subject": alice}, {"subject": {"type": "user", "id": "bob", "properties": {"role": "admin"}}}]}))
         .await;
     assert_eq!(decisions(&a), [false, true], "C-3.2.4 {a}");
+    // Per-item properties: the default action's, replaced whole by an item's action.
+    let a = pdp
+        .ok(
+            &path,
+            json!({"subject": alice, "resource": rec("record-1"),
+            "action": {"name": "delete", "properties": {"soft": true}},
+            "evaluations": [{}, {"action": {"name": "delete", "properties": {"soft": false}}},
+                {"action": {"name": "delete"}}, {"subject": {"type": "user", "id": "alice", "properties": {"x": 1}}}]}),
+        )
+        .await;
+    assert_eq!(decisions(&a), [true, false, false, true], "action properties per item {a}");
     // C-3.2.5: no defaults.
     let a = pdp
         .ok(&path, json!({"evaluations": [ask("alice", "read", "record-1"), ask("bob", "write", "record-1")]}))
@@ -390,7 +414,7 @@ async fn evaluations_semantics_short_circuit_after_the_deciding_answer() {
 }
 
 #[tokio::test]
-async fn c_4_search_core_s1_to_s3_and_identifier_modelled_s4_to_s6() {
+async fn c_4_search_core_s1_to_s3_and_properties_s4_to_s6() {
     let mut pdp = Pdp::start().await;
     let subjects = |action: &str, record: &str| json!({"subject": {"type": "user"}, "action": {"name": action}, "resource": {"type": "record", "id": record}});
     // C-4.2.1 (S1): through the `readers` group.
@@ -416,6 +440,17 @@ async fn c_4_search_core_s1_to_s3_and_identifier_modelled_s4_to_s6() {
     assert_eq!(ids(&pdp.ok(&format!("{CERT}/search/action"), actions("alice", "record-1")).await), ["read", "write"]);
     assert_eq!(ids(&pdp.ok(&format!("{CERT}/search/action"), actions("bob", "record-2")).await), ["read", "write"]);
     assert_eq!(ids(&pdp.ok(&format!("{CERT}/search/action"), actions("bob", "record-1")).await), ["read"]);
+    // Searches evaluate properties too: with `subject.properties.role` =
+    // admin every reader may write record-2.
+    let mut admins = subjects("write", "record-2");
+    admins["subject"]["properties"] = json!({"role": "admin"});
+    assert_eq!(ids(&pdp.ok(&format!("{CERT}/search/subject"), admins).await), ["alice", "bob"]);
+    let mut alice_admin = resources("alice", "write");
+    alice_admin["subject"]["properties"] = json!({"role": "admin"});
+    assert_eq!(ids(&pdp.ok(&format!("{CERT}/search/resource"), alice_admin).await), ["record-1", "record-2"]);
+    let mut alice_admin = actions("alice", "record-2");
+    alice_admin["subject"]["properties"] = json!({"role": "admin"});
+    assert_eq!(ids(&pdp.ok(&format!("{CERT}/search/action"), alice_admin).await), ["read", "write"]);
     pdp.stop().await;
 }
 

@@ -26,6 +26,13 @@ async fn every_api_door_refuses_conditions_that_can_never_hold() {
         (json!({"mfa": {"requird": true}}), "mfa.requird"),
         (json!({"mfaa": {}}), "mfaa"),
         (json!({"ip": {"allow": ["not-an-ip"]}}), "ip"),
+        (json!({"attributes": []}), "attributes"),
+        (json!({"attributes": [{"attribute": "user.team", "op": "eq", "value": "sre"}]}), "attributes[0].attribute"),
+        (json!({"attributes": [{"attribute": "subject.team", "op": "like", "value": "s%"}]}), "attributes[0].op"),
+        (
+            json!({"attributes": [{"attribute": "subject.team", "op": "in", "value": ["a", null]}]}),
+            "attributes[0].value[1]",
+        ),
     ];
     for (c, field) in &bad {
         refused(

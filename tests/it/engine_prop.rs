@@ -192,12 +192,12 @@ proptest! {
 
     /// Check (the cached fast path) and explain (the rules' verdicts and the
     /// conditions of the granting bindings) agree on the decision *and* the
-    /// reason, with conditions (MFA, IP, validity window) and suspensions,
+    /// reason, with conditions (MFA, IP, validity window, attributes) and suspensions,
     /// in several contexts, for known and unknown scopes.
     #[test]
     fn check_and_explain_agree_on_decision_and_reason(
         w in world(),
-        conds in proptest::collection::vec(0u8..6, 0..24),
+        conds in proptest::collection::vec(0u8..8, 0..24),
     ) {
         let mut fb = w.build();
         let at = |s: &str| Timestamp::parse(s).unwrap();
@@ -208,6 +208,9 @@ proptest! {
                 3 => Conditions { ip: Some(holdfast::model::conditions::IpCondition { allow: vec!["10.0.0.0/8".parse().unwrap()] }), ..Default::default() },
                 4 => Conditions { expires_at: Some(at("2026-01-01T00:00:00Z")), ..Default::default() },
                 5 => Conditions { not_before: Some(at("2027-01-01T00:00:00Z")), ..Default::default() },
+                6 => Conditions::from_json(&serde_json::json!({"attributes": [{"attribute": "action.soft", "op": "eq", "value": true}]})).unwrap(),
+                7 => Conditions::from_json(&serde_json::json!({"mfa": {"required": true},
+                    "attributes": [{"attribute": "subject.team", "op": "ne", "value": "ops"}]})).unwrap(),
                 _ => continue,
             };
             let object = b.2.map_or(ObjectRef::tenant(), |a| ObjectRef::new(ObjectType::Application, format!("app{a}")));
@@ -218,6 +221,9 @@ proptest! {
             Context::at(now),
             Context { mfa: Some(holdfast::model::MfaContext { present: true, auth_time: Some(Timestamp(now.0 - 60)) }), ip: Some("10.1.2.3".parse().unwrap()), ..Context::at(now) },
             Context { mfa: Some(holdfast::model::MfaContext { present: true, auth_time: Some(Timestamp(now.0 - 3600)) }), ip: Some("192.0.2.1".parse().unwrap()), ..Context::at(now) },
+            Context { attributes: serde_json::from_value(serde_json::json!({"action": {"soft": true}, "subject": {"team": "sre"}})).unwrap(), ..Context::at(now) },
+            Context { attributes: serde_json::from_value(serde_json::json!({"action": {"soft": false}, "subject": {"team": "ops"}})).unwrap(),
+                mfa: Some(holdfast::model::MfaContext { present: true, auth_time: None }), ..Context::at(now) },
         ];
         let scopes: Vec<&str> = SCOPES.iter().copied().chain(["z:unknown"]).collect();
         for s in 0..w.nodes() {

@@ -6,6 +6,7 @@ mod api_oauth;
 mod api_routes;
 mod api_snapshots;
 mod api_support;
+mod attributes_prop;
 mod authzen;
 mod bad_input;
 mod conditions_validation;

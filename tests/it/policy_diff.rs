@@ -86,6 +86,9 @@ fn fixtures_cover_every_kind_and_flag() {
         "role_changed",
         "path_changed",
         "path_added",
+        "attribute_added",
+        "attribute_removed",
+        "attribute_changed",
     ] {
         assert!(details.contains(code), "no fixture shows `{code}`");
     }

@@ -357,6 +357,7 @@ fn schema_matches_parser_keys() {
         ("conditions", CONDITION_KEYS),
         ("mfaCondition", MFA_KEYS),
         ("ipCondition", IP_KEYS),
+        ("attributeTest", crate::model::attributes::TEST_KEYS),
         ("assertion", ASSERTION_KEYS),
         ("owns", OWNS_KEYS),
     ] {
@@ -370,4 +371,64 @@ fn schema_matches_parser_keys() {
         .filter_map(|v| v.as_str())
         .collect();
     assert_eq!(expect, EXPECT_VALUES);
+    let ops: Vec<&str> = defs["attributeTest"]["properties"]["op"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(ops, crate::model::attributes::OPS);
+}
+
+#[test]
+fn attribute_conditions_and_assertion_attributes() {
+    let text = "\
+tenant: t
+applications: {app: {scopes_supported: [delete]}}
+roles: {deleter: {scopes: [delete]}}
+users: {alice: {}}
+bindings:
+  - subject: user:alice
+    role: deleter
+    application: app
+    conditions:
+      attributes:
+        - {attribute: action.soft, op: eq, value: true}
+        - {attribute: subject.team, op: in, value: [sre, 7, false]}
+assertions:
+  - {subject: user:alice, application: app, scope: delete, attributes: {action: {soft: true}}, expect: deny}
+";
+    let p = parse_policy(text).unwrap();
+    let b = &p.bindings[0];
+    assert_eq!(b.conditions.summary(), r#"action.soft eq true, subject.team in ["sre", 7, false]"#);
+    let a = p.assertions[0].attributes.as_ref().unwrap();
+    assert_eq!(a.action["soft"], serde_json::json!(true));
+}
+
+#[test]
+fn malformed_attribute_tests_are_reported_where_written() {
+    let findings = |cond: &str| {
+        let text = format!(
+            "tenant: t\nroles: {{r: {{scopes: [x]}}}}\nusers: {{alice: {{}}}}\nbindings:\n  - subject: user:alice\n    role: r\n    conditions:\n      attributes:\n{cond}"
+        );
+        let err = parse_policy(&text).unwrap_err();
+        err.iter().map(|f| (f.code, f.span.line, f.span.col, f.message.clone())).collect::<Vec<_>>()
+    };
+    let f = findings("        - {attribute: action.soft, op: gt, value: true}\n");
+    assert_eq!((f[0].0, f[0].1, f[0].2), ("invalid_condition", 9, 40), "{f:?}");
+    assert!(
+        f[0].3.contains("bindings[0].conditions.attributes[0].op") && f[0].3.contains("unknown operator `gt`"),
+        "{f:?}"
+    );
+    let f = findings("        - {attribute: user.team, op: eq, value: sre}\n");
+    assert_eq!((f[0].1, f[0].2), (9, 23), "{f:?}");
+    assert!(f[0].3.contains("unknown namespace `user`"), "{f:?}");
+    let f = findings("        - {attribute: subject.team, op: in, value: [sre, {x: 1}]}\n");
+    assert!(f[0].3.contains("attributes[0].value[1]"), "{f:?}");
+    assert_eq!((f[0].1, f[0].2), (9, 58), "{f:?}");
+    let f = findings("        - {attribute: subject.team, op: eq, value: sre, extra: 1}\n");
+    assert_eq!(f[0].0, "invalid_condition", "{f:?}");
+    assert!(f[0].3.contains("extra"), "{f:?}");
+    let f = findings("        []\n");
+    assert!(f[0].3.contains("empty list tests nothing"), "{f:?}");
 }
