@@ -337,6 +337,12 @@ impl Conditions {
         if self.ip.as_ref().is_some_and(|ip| ip.allow.is_empty()) {
             return Err(ConditionError::new("ip.allow", EMPTY_ALLOW));
         }
+        if let Some(path) = contradictory_attribute(&self.attributes) {
+            return Err(ConditionError::new(
+                "attributes",
+                format!("the tests on `{path}` admit no value together: the binding could never apply"),
+            ));
+        }
         if let (Some(nb), Some(exp)) = (self.not_before, self.expires_at) {
             if nb >= exp {
                 return Err(ConditionError::new(
@@ -347,6 +353,18 @@ impl Conditions {
         }
         Ok(())
     }
+}
+
+/// An attribute whose tests no value passes together: the values every
+/// `eq`/`in` test admits, less those a `ne`/`not_in` test refuses, are none.
+fn contradictory_attribute(tests: &[AttributeTest]) -> Option<&super::attributes::AttributePath> {
+    tests.iter().map(|t| &t.attribute).find(|path| {
+        let on: Vec<&AttributeTest> = tests.iter().filter(|t| &t.attribute == *path).collect();
+        let Some(first) = on.iter().find(|t| !t.op.negated()) else { return false };
+        let admitted =
+            |v: &serde_json::Value| on.iter().all(|t| t.values.iter().any(|s| s.matches(v)) != t.op.negated());
+        !first.values.iter().any(|v| admitted(&v.to_json()))
+    })
 }
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<AttributeTest>, D::Error> {
@@ -551,6 +569,12 @@ mod tests {
         );
         assert_eq!(err(serde_json::json!({"attributes": [7]})), "conditions.attributes[0]");
         assert!(Conditions::from_json(&serde_json::json!({"attributes": null})).unwrap().is_empty());
+        let never = serde_json::json!({"attributes": [{"attribute": "subject.team", "op": "in", "value": ["a", "b"]},
+                                                      {"attribute": "subject.team", "op": "not_in", "value": ["b", "a"]}]});
+        assert!(Conditions::from_json(&never).unwrap_err().message.contains("admit no value"));
+        let some = serde_json::json!({"attributes": [{"attribute": "subject.team", "op": "in", "value": ["a", "b"]},
+                                                     {"attribute": "subject.team", "op": "ne", "value": "a"}]});
+        assert!(Conditions::from_json(&some).is_ok());
         let back: Conditions = serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
         assert_eq!(back, c, "stored form round-trips");
     }

@@ -5,7 +5,7 @@
 //! answers `allow` in the context}`. Every requested scope that is not
 //! granted is listed in `blocked` with a reason ([`BlockedScope::reason`]):
 //! `not_in_scopes_supported`, `not_entitled`, `step_up_required:mfa`,
-//! `condition_unmet:ip`, `expired`, `not_yet_valid`, `subject_suspended`.
+//! `condition_unmet:ip`, `condition_unmet:attribute`, `expired`, `not_yet_valid`, `subject_suspended`.
 //!
 //! This is the one function behind every token path: the token-scope
 //! query, minting a token, and re-intersecting a token's scope at each
@@ -26,7 +26,7 @@ pub struct BlockedScope {
     pub scope: String,
     /// `not_in_scopes_supported` (the application does not offer it),
     /// `not_entitled` (no role of the subject grants it there), or the
-    /// condition that failed: `step_up_required:mfa`, `condition_unmet:ip`,
+    /// condition that failed: `step_up_required:mfa`, `condition_unmet:ip`, `condition_unmet:attribute`,
     /// `expired`, `not_yet_valid`; or `subject_suspended`.
     pub reason: &'static str,
 }

@@ -96,6 +96,88 @@ async fn checks_step_up_explain_and_batch() {
         .await;
 }
 
+/// Attribute conditions over the API: a binding that lets bob delete only
+/// softly and only for the `sre` team; `/check` (with explain naming the
+/// failed attribute), `/check/batch`, token scope, and a token minted with
+/// attributes introspecting with them.
+#[tokio::test]
+async fn attribute_conditions_on_check_batch_and_token_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = acme_state(dir.path());
+    let (status, _, b) = call(
+        &state,
+        "PUT",
+        "/v1/tenants/acme/roles/deploy-reader",
+        Some(ADMIN),
+        Some(json!({"scopes": ["deploy:read"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{b}");
+    let binding = json!({"subject": "user:bob", "role": "deploy-reader", "application": "deploy-mcp",
+        "conditions": {"attributes": [
+            {"attribute": "action.soft", "op": "eq", "value": true},
+            {"attribute": "subject.team", "op": "in", "value": ["sre", "platform"]}]}});
+    let (status, _, b) = call(&state, "POST", "/v1/tenants/acme/bindings", Some(ADMIN), Some(binding)).await;
+    assert_eq!(status, 201, "{b}");
+    let check = |attributes: Value| {
+        Some(json!({"subject": "user:bob", "application": "deploy-mcp", "scope": "deploy:read",
+            "attributes": attributes, "explain": true}))
+    };
+    let path = "/v1/tenants/acme/check";
+    let ok = json!({"action": {"soft": true}, "subject": {"team": "sre"}});
+    let v = snap("check_attributes_satisfied", &state, "POST", path, Some(READER), check(ok.clone())).await;
+    assert_eq!(v["body"]["decision"], "allow");
+    let v = snap(
+        "check_attribute_wrong_value",
+        &state,
+        "POST",
+        path,
+        Some(READER),
+        check(json!({"action": {"soft": true}, "subject": {"team": "ops"}})),
+    )
+    .await;
+    assert_eq!(v["body"]["reason"], "condition_unmet:attribute");
+    let (_, _, b) = call(&state, "POST", path, Some(READER), check(json!({"subject": {"team": "sre"}}))).await;
+    let failed = b["trace"].as_array().unwrap().iter().find_map(|t| t.get("failed_attribute")).unwrap();
+    assert_eq!(failed, &json!({"attribute": "action.soft", "op": "eq", "value": true}), "missing: no `actual`");
+    // Malformed attributes are 422, not a silent deny.
+    for bad in [json!({"subjects": {}}), json!({"subject": "sre"}), json!([1])] {
+        let (status, _, b) = call(&state, "POST", path, Some(READER), check(bad.clone())).await;
+        assert_eq!(status, 422, "{bad}: {b}");
+    }
+    // The batch: per item.
+    let (status, _, b) = call(
+        &state,
+        "POST",
+        "/v1/tenants/acme/check/batch",
+        Some(READER),
+        Some(json!({"checks": [
+            {"subject": "user:bob", "application": "deploy-mcp", "scope": "deploy:read", "attributes": ok},
+            {"subject": "user:bob", "application": "deploy-mcp", "scope": "deploy:read"}]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{b}");
+    let reasons: Vec<&str> = b["results"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons, ["granted", "condition_unmet:attribute"]);
+    // Token scope and minting.
+    let ts = |attributes: Value| {
+        Some(json!({"subject": "user:bob", "application": "deploy-mcp", "requested_scope": "deploy:read",
+            "attributes": attributes}))
+    };
+    let (_, _, b) = call(&state, "POST", "/v1/tenants/acme/token-scope", Some(READER), ts(ok.clone())).await;
+    assert_eq!(b["granted"], json!(["deploy:read"]), "{b}");
+    let (_, _, b) = call(&state, "POST", "/v1/tenants/acme/token-scope", Some(READER), ts(json!({}))).await;
+    assert_eq!(b["blocked"], json!([{"scope": "deploy:read", "reason": "condition_unmet:attribute"}]), "{b}");
+    let mut mint = ts(ok).unwrap();
+    mint["client_id"] = json!("claude");
+    let (status, _, b) = call(&state, "POST", "/v1/tenants/acme/tokens", Some(ADMIN), Some(mint.clone())).await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(b["scope"], "deploy:read");
+    mint["attributes"] = json!({"action": {"soft": false}, "subject": {"team": "sre"}});
+    let (status, _, b) = call(&state, "POST", "/v1/tenants/acme/tokens", Some(ADMIN), Some(mint)).await;
+    assert_eq!((status, b["error"]["code"].as_str()), (403, Some("invalid_scope")), "{b}");
+}
+
 #[tokio::test]
 async fn error_cases() {
     let dir = tempfile::tempdir().unwrap();

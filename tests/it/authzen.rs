@@ -772,3 +772,59 @@ async fn serve_loads_the_demo_and_the_certification_fixture_together() {
     assert_eq!((cert.status, &cert.json()["decision"]), (200, &json!(true)), "{}", cert.text());
     assert_eq!((demo.status, &demo.json()["decision"]), (200, &json!(true)), "{}", demo.text());
 }
+
+/// The CLI supplies attributes with `--attr PATH=VALUE` (and `attributes`
+/// on a batch line); `test` runs the fixture's property assertions.
+#[test]
+fn the_cli_takes_attributes() {
+    let run = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let fixture = example("authzen-certification.yaml");
+    let fixture = fixture.to_str().unwrap();
+    let ask = ["--policy", fixture, "--subject", "user:alice", "--application", "record-1", "--scope", "delete"];
+    let with = |cmd: &str, extra: &[&str]| {
+        let mut v = vec![cmd];
+        v.extend_from_slice(&ask);
+        v.extend_from_slice(extra);
+        run(&v, None)
+    };
+    assert_eq!(with("check", &["--attr", "action.soft=true"]), (Some(0), "allow (granted)\n".to_string()));
+    let (code, out) = with("check", &["--attr", "action.soft=false"]);
+    assert_eq!((code, out.as_str()), (Some(1), "deny (condition_unmet:attribute)\n"));
+    let (code, out) = with("check", &["--attr", "action.soft=\"true\""]);
+    assert_eq!(code, Some(1), "a quoted value is a string: {out}");
+    let (code, out) = with("explain", &["--attr", "action.soft=false"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("condition_unmet:attribute: action.soft is false"), "{out}");
+    let (code, out) = with("check", &["--attr", "soft=true"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("unknown namespace `soft`"), "{out}");
+    let lines = concat!(
+        r#"{"subject":"user:alice","application":"record-1","scope":"delete","attributes":{"action":{"soft":true}}}"#,
+        "\n",
+        r#"{"subject":"user:alice","application":"record-1","scope":"delete"}"#,
+        "\n"
+    );
+    let (code, out) = run(&["check", "--policy", fixture, "--batch", "-"], Some(lines));
+    let reasons: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(reasons, ["granted", "condition_unmet:attribute"], "exit {code:?}: {out}");
+    let (code, out) = run(&["test", fixture], None);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("rule 7: alice soft-deletes record-1"), "{out}");
+}
