@@ -151,6 +151,8 @@ struct Measured {
     rows: Vec<Row>,
     allows: usize,
     cached: usize,
+    /// Subjects in a who-can-access answer, on average.
+    who_subjects: usize,
 }
 
 /// One run on a fresh instance, so the first pass is cold: cold and warm
@@ -218,8 +220,52 @@ fn measure(shape: &Shape, queries: &[(String, String, String)], now: &Context, s
         let _ = query::check(st.facts(), s, app, scope, now).map_err(|e| e.to_string())?;
         write_row.samples.push(t.elapsed());
     }
+    // Who can access: the full answer (every page of 1,000) for up to 20
+    // (application, scope) pairs, first after the checks above, then again.
+    let mut who_first = Row { name: "who-can-access, full answer, first", samples: vec![] };
+    let mut who_again = Row { name: "who-can-access, full answer, again", samples: vec![] };
+    let mut who_subjects = 0;
+    let mut who_answers = 1;
+    {
+        let st = tenant.read();
+        let fb = st.facts();
+        let pairs: Vec<(String, String)> = fb
+            .apps()
+            .into_iter()
+            .filter_map(|a| {
+                fb.app_scopes(a).first().map(|&x| (fb.app_name(a).to_string(), fb.scope_name(x).to_string()))
+            })
+            .take(20)
+            .collect();
+        for row in [&mut who_first, &mut who_again] {
+            who_subjects = 0;
+            for (app, scope) in &pairs {
+                let t = Instant::now();
+                let mut after: Option<String> = None;
+                loop {
+                    let page = query::who_can_access(fb, app, Some(scope), now.now, after.as_deref(), 1000)
+                        .map_err(|e| e.to_string())?
+                        .ok_or("no application")?;
+                    let mut subjects: Vec<&str> = page.entries.iter().map(|e| e.subject.as_str()).collect();
+                    subjects.dedup();
+                    who_subjects += subjects.len();
+                    match page.next_page_token {
+                        Some(n) => after = Some(n),
+                        None => break,
+                    }
+                }
+                row.samples.push(t.elapsed());
+            }
+            who_answers = pairs.len().max(1);
+        }
+    }
     let cached = tenant.read().facts().cached_views();
-    Ok(Measured { rows: vec![cold, warm, ea_cold, ea_row, write_row], allows, cached })
+    Ok(Measured {
+        rows: vec![cold, warm, ea_cold, ea_row, write_row, who_first, who_again],
+        allows,
+        cached,
+        who_subjects: who_subjects / who_answers,
+    })
 }
 
 fn gen(g: &GenArgs) -> Result<ExitCode, String> {
@@ -301,10 +347,10 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, String> {
     drop(tenant);
     drop(hf);
     let mut runs: Vec<Vec<Row>> = Vec::new();
-    let (mut allows, mut cached, mut rss2) = (0, 0, 0);
+    let (mut allows, mut cached, mut rss2, mut who_subjects) = (0, 0, 0, 0);
     for run in 0..a.runs.max(1) {
         let m = measure(&shape, &queries, &now, a.seed ^ run as u64)?;
-        (allows, cached) = (m.allows, m.cached);
+        (allows, cached, who_subjects) = (m.allows, m.cached, m.who_subjects);
         rss2 = rss_bytes();
         runs.push(m.rows);
     }
@@ -343,6 +389,9 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, String> {
         }
         Row::print_median(&mut per_run);
     }
+    println!(
+        "who-can-access answers: {who_subjects} subjects on average (one scope of an application, pages of 1,000)"
+    );
     if !a.no_store {
         store_figures(&shape, tuples)?;
     }

@@ -211,6 +211,24 @@ pub struct FactBase {
     tuple_count: usize,
     limits: Limits,
     cache: ViewCache,
+    /// [`FactBase::access_candidates`] per application, sorted by name;
+    /// dropped by every write that changes a membership, a binding's
+    /// existence or the set of applications.
+    candidates: CandidateCache,
+}
+
+/// Who-can-access candidates per application (see [`FactBase::access_candidates`]).
+#[derive(Debug, Default)]
+struct CandidateCache(std::sync::Mutex<FxHashMap<AppId, Arc<[NodeId]>>>);
+
+impl CandidateCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FxHashMap<AppId, Arc<[NodeId]>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn clear(&self) {
+        self.lock().clear();
+    }
 }
 
 impl Default for FactBase {
@@ -261,6 +279,7 @@ impl FactBase {
             tuple_count: 0,
             limits,
             cache: ViewCache::new(limits.cache_capacity),
+            candidates: CandidateCache::default(),
         }
     }
 
@@ -521,6 +540,7 @@ impl FactBase {
         self.tuple_count = self.tuple_count + ids.len() - old.min(self.tuple_count);
         self.app_scopes[a.idx()] = Some(ids);
         self.cache.clear();
+        self.candidates.clear();
         a
     }
 
@@ -530,6 +550,7 @@ impl FactBase {
         self.tuple_count -= n.min(self.tuple_count);
         self.app_scopes[a.idx()] = None;
         self.cache.clear();
+        self.candidates.clear();
         true
     }
 
@@ -585,6 +606,7 @@ impl FactBase {
         if changed {
             self.bump_tuples(present);
             self.invalidate_below(m);
+            self.candidates.clear();
         }
         changed
     }
@@ -635,6 +657,7 @@ impl FactBase {
         self.resource_bindings.entry(a).or_default().push(b);
         self.tuple_count += 1;
         self.invalidate_below(s);
+        self.candidates.clear();
         Some(b)
     }
 
@@ -652,6 +675,7 @@ impl FactBase {
         }
         self.tuple_count = self.tuple_count.saturating_sub(1);
         self.invalidate_below(s);
+        self.candidates.clear();
         true
     }
 
@@ -955,7 +979,20 @@ impl FactBase {
     /// Users and service accounts that may hold something on `app` (bound
     /// there or tenant-wide, directly or below a bound group), sorted by
     /// name. Candidates only: the rules decide what each one holds.
-    pub fn access_candidates(&self, app: AppId) -> Vec<NodeId> {
+    /// Computed once per application and kept until a write changes a
+    /// membership, a binding or the applications, so the pages of one
+    /// answer do not each walk the graph again.
+    pub fn access_candidates(&self, app: AppId) -> Arc<[NodeId]> {
+        if let Some(c) = self.candidates.lock().get(&app) {
+            return c.clone();
+        }
+        let c: Arc<[NodeId]> = self.access_candidates_uncached(app).into();
+        self.candidates.lock().insert(app, c.clone());
+        c
+    }
+
+    /// [`FactBase::access_candidates`], always computed afresh.
+    pub fn access_candidates_uncached(&self, app: AppId) -> Vec<NodeId> {
         let mut seen: FxHashSet<NodeId> = FxHashSet::default();
         let mut out = Vec::new();
         for res in [app, AppId::TENANT] {

@@ -401,11 +401,11 @@ pub fn who_can_access(
     let mut entries = Vec::new();
     let mut subjects = 0;
     let mut next = None;
-    for s in fb.access_candidates(app) {
+    let candidates = fb.access_candidates(app);
+    // Sorted by name: a page starts right after the last subject of the previous one.
+    let start = after.map_or(0, |a| candidates.partition_point(|&s| fb.node_name(s) <= a));
+    for &s in &candidates[start..] {
         let name = fb.node_name(s);
-        if after.is_some_and(|a| name <= a) {
-            continue;
-        }
         if fb.is_suspended(s) {
             continue;
         }
