@@ -94,48 +94,109 @@ struct BatchContext {
 
 /// Answers a JSONL query file, one decision a line, in order. A line that
 /// cannot be read answers `{"error": ...}` in its place (the rest go on).
+/// Lines are read in blocks; each block is answered on every core (the
+/// engine is read-only here), and the answers are written in input order.
 fn batch(l: &super::Loaded, file: &std::path::Path, ctx: &Context, explain_it: bool) -> Result<ExitCode, String> {
     use std::io::{BufRead, BufWriter, Write};
-    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+    const BLOCK: usize = 16 * 1024;
+    let mut reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(std::io::BufReader::new(std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?))
     };
     let st = l.tenant.read();
+    let facts = st.facts();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let out = std::io::stdout();
     let mut out = BufWriter::new(out.lock());
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| format!("{}:{}: {e}", file.display(), i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let answer = match serde_json::from_str::<BatchLine>(&line) {
-            Ok(q) => {
-                let mut c = match q.context {
-                    Some(c) => Context { now: c.now.unwrap_or(ctx.now), ip: c.ip, mfa: c.mfa, ..ctx.clone() },
-                    None => ctx.clone(),
-                };
-                if let Some(a) = q.attributes {
-                    c.attributes = a;
-                }
-                if explain_it {
-                    match explain::explain(st.facts(), &q.subject, &q.application, &q.scope, &c) {
-                        Ok(ex) => serde_json::to_value(&ex).unwrap_or_default(),
-                        Err(e) => json!({"error": e.to_string()}),
-                    }
-                } else {
-                    match query::check(st.facts(), &q.subject, &q.application, &q.scope, &c) {
-                        Ok(o) => json!({"decision": o.decision, "reason": o.reason}),
-                        Err(e) => json!({"error": e.to_string()}),
-                    }
-                }
+    let mut lineno = 0usize;
+    loop {
+        // One block: (line number, text) of the non-blank lines.
+        let mut block: Vec<(usize, String)> = Vec::with_capacity(BLOCK);
+        while block.len() < BLOCK {
+            let mut line = String::new();
+            let n = reader.read_line(&mut line).map_err(|e| format!("{}:{}: {e}", file.display(), lineno + 1))?;
+            if n == 0 {
+                break;
             }
-            Err(e) => json!({"error": format!("line {}: {e}", i + 1)}),
-        };
-        writeln!(out, "{answer}").map_err(|e| e.to_string())?;
+            lineno += 1;
+            if !line.trim().is_empty() {
+                block.push((lineno, line));
+            }
+        }
+        if block.is_empty() {
+            break;
+        }
+        let per = block.len().div_ceil(threads);
+        let answers: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = block
+                .chunks(per)
+                .map(|part| {
+                    scope.spawn(move || {
+                        let mut buf = Vec::with_capacity(part.len() * 48);
+                        for (i, line) in part {
+                            answer_line(facts, *i, line, ctx, explain_it, &mut buf);
+                        }
+                        buf
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| b"{\"error\":\"internal error\"}\n".to_vec()))
+                .collect()
+        });
+        for a in answers {
+            out.write_all(&a).map_err(|e| e.to_string())?;
+        }
     }
     out.flush().map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The answer to one batch line, as one line of JSON appended to `out`.
+fn answer_line(
+    facts: &holdfast::engine::FactBase,
+    lineno: usize,
+    line: &str,
+    ctx: &Context,
+    explain_it: bool,
+    out: &mut Vec<u8>,
+) {
+    #[derive(serde::Serialize)]
+    struct Answer {
+        decision: Decision,
+        reason: &'static str,
+    }
+    let answer = match serde_json::from_str::<BatchLine>(line) {
+        Ok(q) => {
+            let mut c = match q.context {
+                Some(c) => Context { now: c.now.unwrap_or(ctx.now), ip: c.ip, mfa: c.mfa, ..ctx.clone() },
+                None => ctx.clone(),
+            };
+            if let Some(a) = q.attributes {
+                c.attributes = a;
+            }
+            if explain_it {
+                match explain::explain(facts, &q.subject, &q.application, &q.scope, &c) {
+                    Ok(ex) => serde_json::to_value(&ex).unwrap_or_default(),
+                    Err(e) => json!({"error": e.to_string()}),
+                }
+            } else {
+                match query::check(facts, &q.subject, &q.application, &q.scope, &c) {
+                    Ok(o) => {
+                        let _ = serde_json::to_writer(&mut *out, &Answer { decision: o.decision, reason: o.reason });
+                        out.push(b'\n');
+                        return;
+                    }
+                    Err(e) => json!({"error": e.to_string()}),
+                }
+            }
+        }
+        Err(e) => json!({"error": format!("line {lineno}: {e}")}),
+    };
+    let _ = serde_json::to_writer(&mut *out, &answer);
+    out.push(b'\n');
 }
 
 #[derive(Args)]

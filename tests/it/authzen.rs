@@ -786,10 +786,13 @@ fn the_cli_takes_attributes() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        // Written from another thread: the answers fill the stdout pipe
+        // while the input is still being written.
         let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
-        drop(input);
+        let text = stdin.unwrap_or_default().to_string();
+        let writer = std::thread::spawn(move || input.write_all(text.as_bytes()));
         let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
     };
     let fixture = example("authzen-certification.yaml");
@@ -824,6 +827,33 @@ fn the_cli_takes_attributes() {
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["reason"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(reasons, ["granted", "condition_unmet:attribute"], "exit {code:?}: {out}");
+    // Many blocks answered on several threads come back in input order
+    // (blank lines skipped, a bad line answered in its place).
+    let mut many = String::new();
+    for i in 0..40_000 {
+        let soft = i % 3 == 0;
+        many.push_str(&format!(
+            r#"{{"subject":"user:alice","application":"record-1","scope":"delete","attributes":{{"action":{{"soft":{soft}}}}}}}"#
+        ));
+        many.push('\n');
+        if i % 10_000 == 5 {
+            many.push_str("\nnot json\n");
+        }
+    }
+    let (code, out) = run(&["check", "--policy", fixture, "--batch", "-"], Some(&many));
+    assert_eq!(code, Some(0));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 40_004, "one answer per non-blank line");
+    let mut i = 0;
+    for l in lines {
+        if l.contains("error") {
+            assert!(l.contains("expected ident") || l.contains("line "), "{l}");
+            continue;
+        }
+        let want = if i % 3 == 0 { "granted" } else { "condition_unmet:attribute" };
+        assert!(l.contains(want), "answer {i}: {l}");
+        i += 1;
+    }
     let (code, out) = run(&["test", fixture], None);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("rule 7: alice soft-deletes record-1"), "{out}");
