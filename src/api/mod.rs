@@ -206,7 +206,7 @@ impl AppState {
     }
 
     /// Signed-in sessions of the admin UI.
-    pub(crate) fn ui_sessions(&self) -> &crate::ui::Sessions {
+    pub fn ui_sessions(&self) -> &crate::ui::Sessions {
         &self.0.ui_sessions
     }
 

@@ -93,7 +93,7 @@ fn preview_body(ctx: &Ctx, text: &str, out: &ApplyResponse) -> Markup {
         h2 { "Findings" }
         (findings_table(&out.warnings))
         h2 { "What applying would do" }
-        p { (c.objects_put) " objects declared, " (c.objects_deleted) " removed; " (c.tuples_put) " tuples written, " (c.tuples_deleted) " deleted; " (c.memberships_kept) " memberships the file does not own kept." }
+        p { (c.objects_put) " objects declared, " (c.objects_deleted) " removed; " (c.tuples_put) " tuples written, " (c.tuples_deleted) " deleted; " (c.memberships_kept) " membership(s) the file does not own kept." }
         h2 { "Access diff against the live tenant" }
         pre.diff { (diff::render_text(&out.diff)) }
         form.card method="post" action={ (ctx.base()) "/policy/apply" } {
