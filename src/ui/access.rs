@@ -48,7 +48,7 @@ pub struct AccessForm {
     ip: Option<String>,
 }
 
-fn origin_tag(origin: &str) -> Markup {
+pub(super) fn origin_tag(origin: &str) -> Markup {
     let label = match origin {
         "direct" => "direct",
         "group" => "group",

@@ -142,7 +142,7 @@ async fn application(ctx: Ctx, Path((_, app)): Path<(String, String)>, Query(q):
                             td { a href={ (base) "/effective-access?subject=" (e.subject) } { (e.subject) } }
                             td { (e.access.role) }
                             td { (scope_list(&e.access.scopes)) }
-                            td { (e.access.origin) }
+                            td { (super::access::origin_tag(e.access.origin)) }
                             td.path { (e.access.path.join(" → ")) }
                             td { (e.access.conditions.as_ref().map_or("none".to_string(), |c| c.summary())) }
                             td { (e.access.status) }

@@ -146,8 +146,9 @@ with sync_playwright() as p:
     expect(page.locator("table.activity")).to_contain_text("suspended user:alice: laptop lost")
     shot(page, "activity")
     page.goto(f"{T}/policy")
-    with open(POLICY, encoding="utf-8") as f:
-        page.get_by_label("…or paste it").fill(f.read())
+    # Upload: our script reads the file into the text area.
+    page.get_by_label("Upload a policy file (YAML or JSON)").set_input_files(POLICY)
+    expect(page.get_by_label("…or paste it")).to_have_value(open(POLICY, encoding="utf-8").read())
     page.get_by_role("button", name="Validate and preview the diff").click()
     expect(page.locator(".notice")).to_contain_text("The file is valid")
     expect(page.locator("pre.diff")).to_be_visible()
