@@ -178,7 +178,11 @@ impl AppState {
     }
 
     pub fn with_config(hf: Arc<Holdfast>, keys: Keys, config: ApiConfig) -> Self {
-        AppState(Arc::new(Shared { hf, keys, metrics: Metrics::new(), config,
+        AppState(Arc::new(Shared {
+            hf,
+            keys,
+            metrics: Metrics::new(),
+            config,
             in_flight: InFlight::default(),
             ui_sessions: crate::ui::Sessions::default(),
         }))

@@ -151,7 +151,8 @@ pub fn run(a: &ServeArgs) -> Result<ExitCode, String> {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let issuer = a.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
         let issuer: &'static str = Box::leak(issuer.trim_end_matches('/').to_string().into_boxed_str());
-        let state = AppState::with_config(Arc::new(hf), keys, api::ApiConfig { issuer, ui: !a.no_ui, ..Default::default() });
+        let state =
+            AppState::with_config(Arc::new(hf), keys, api::ApiConfig { issuer, ui: !a.no_ui, ..Default::default() });
         eprintln!("holdfast listening on http://{addr} (data: {})", a.data.display());
         if !a.no_ui {
             eprintln!("admin UI: http://{addr}/ui/");

@@ -93,9 +93,8 @@ fn context(f: &AccessForm, now: Timestamp) -> Result<crate::model::Context, Stri
             None => now,
             Some(s) => match parse_duration(s) {
                 Ok(ago) => Timestamp(now.0.saturating_sub(ago.as_secs() as i64).max(0)),
-                Err(_) => Timestamp::parse(s).map_err(|_| {
-                    format!("MFA time: `{s}` is neither a duration ago (5m) nor an RFC 3339 time")
-                })?,
+                Err(_) => Timestamp::parse(s)
+                    .map_err(|_| format!("MFA time: `{s}` is neither a duration ago (5m) nor an RFC 3339 time"))?,
             },
         };
         ctx.insert("mfa".into(), json!({"present": true, "auth_time": at.to_string()}));

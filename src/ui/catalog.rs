@@ -194,8 +194,7 @@ async fn changes(ctx: Ctx, Query(q): Query<ChangesQuery>) -> Response {
     let since = q.since.unwrap_or(0);
     let hf = Arc::clone(ctx.state.holdfast());
     let tenant = ctx.tenant.clone();
-    let entries: Result<Vec<ChangeEntry>, _> =
-        blocking(move || Ok(hf.changes(&tenant, since, PAGE_SIZE + 1)?)).await;
+    let entries: Result<Vec<ChangeEntry>, _> = blocking(move || Ok(hf.changes(&tenant, since, PAGE_SIZE + 1)?)).await;
     let mut entries = match entries {
         Ok(e) => e,
         Err(e) => return ctx.error(Nav::Activity, e.code.status(), &e.message),

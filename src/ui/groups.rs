@@ -127,7 +127,7 @@ fn group_links(base: &str, ids: &[String]) -> Markup {
 async fn create(ctx: Ctx, form: Form) -> Response {
     let auth = match ctx.guard(&form) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let back = format!("{}/groups", ctx.base());
     let id = form.get("id").to_string();
@@ -304,7 +304,7 @@ pub fn kind_label(ty: ObjectType) -> &'static str {
 async fn add_member(ctx: Ctx, Path((_, group)): Path<(String, String)>, form: Form) -> Response {
     let auth = match ctx.guard(&form) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let back = format!("{}/groups/{group}", ctx.base());
     let member = form.get("member");
@@ -322,7 +322,7 @@ async fn add_member(ctx: Ctx, Path((_, group)): Path<(String, String)>, form: Fo
 async fn remove_member(ctx: Ctx, Path((_, group)): Path<(String, String)>, form: Form) -> Response {
     let auth = match ctx.guard(&form) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let back = format!("{}/groups/{group}", ctx.base());
     let t = match membership(&group, form.get("member")) {
@@ -362,7 +362,7 @@ fn conditions_json(form: &Form) -> Result<Option<Value>, String> {
 async fn add_binding(ctx: Ctx, Path((_, group)): Path<(String, String)>, form: Form) -> Response {
     let auth = match ctx.guard(&form) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let back = format!("{}/groups/{group}", ctx.base());
     let g = match object(ObjectType::Group, &group) {
@@ -381,7 +381,8 @@ async fn add_binding(ctx: Ctx, Path((_, group)): Path<(String, String)>, form: F
         Ok(t) => t,
         Err(m) => return ctx.finish(&back, Err(format!("expires at: {m}"))),
     };
-    let window = Window { conditions, expires_at, expires_in: form.opt("expires_in").map(str::to_string), not_before: None };
+    let window =
+        Window { conditions, expires_at, expires_in: form.opt("expires_in").map(str::to_string), not_before: None };
     let text = tuple.to_string();
     match write_binding(&ctx.state, &auth, tuple, window, ctx.state.now()).await {
         Ok(_) => ctx.finish(&back, Ok(format!("bound `{text}`"))),
@@ -392,7 +393,7 @@ async fn add_binding(ctx: Ctx, Path((_, group)): Path<(String, String)>, form: F
 async fn remove_binding(ctx: Ctx, Path((_, group)): Path<(String, String)>, form: Form) -> Response {
     let auth = match ctx.guard(&form) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let back = format!("{}/groups/{group}", ctx.base());
     let t = match Tuple::parse(form.get("binding")) {

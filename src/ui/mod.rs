@@ -139,20 +139,20 @@ impl FromRequestParts<AppState> for Ctx {
         }
         .unwrap_or_default();
         let refuse = |status, title: &str, message: String| {
-            Err(signed_page(&session, None, status, title, html! { p.error role="alert" { (message) } }))
+            signed_page(&session, None, status, title, html! { p.error role="alert" { (message) } })
         };
         if let Err(m) = validate_id(&tenant) {
-            return refuse(StatusCode::BAD_REQUEST, "No such tenant", format!("tenant `{tenant}` {m}"));
+            return Err(refuse(StatusCode::BAD_REQUEST, "No such tenant", format!("tenant `{tenant}` {m}")));
         }
         if session.cred.tenant.as_deref().is_some_and(|t| t != tenant) {
-            return refuse(
+            return Err(refuse(
                 StatusCode::FORBIDDEN,
                 "Not your tenant",
                 format!("credential `{}` may not see tenant `{tenant}`", session.cred.name),
-            );
+            ));
         }
         if state.holdfast().tenant(&tenant).is_none() {
-            return refuse(StatusCode::NOT_FOUND, "No such tenant", format!("tenant `{tenant}` has no data"));
+            return Err(refuse(StatusCode::NOT_FOUND, "No such tenant", format!("tenant `{tenant}` has no data")));
         }
         Ok(Ctx { state: state.clone(), session, tenant })
     }
@@ -174,23 +174,24 @@ impl Ctx {
     }
 
     /// A POST may change the tenant: its CSRF token must match (403) and
-    /// the credential must be read-write (403).
-    pub fn guard(&self, form: &Form) -> Result<TenantWrite, Response> {
+    /// the credential must be read-write (403). The refusal is the page to
+    /// answer (boxed: a `Response` is large).
+    pub fn guard(&self, form: &Form) -> Result<TenantWrite, Box<Response>> {
         if !session::same_token(form.get("csrf"), &self.session.csrf) {
-            return Err(self.page_status(
+            return Err(Box::new(self.page_status(
                 StatusCode::FORBIDDEN,
                 Nav::None,
                 "Refused",
                 html! { p.error role="alert" { "This form has no valid CSRF token (it may be from an old page): nothing was changed. Go back, reload the page and try again." } },
-            ));
+            )));
         }
         if !self.can_write() {
-            return Err(self.page_status(
+            return Err(Box::new(self.page_status(
                 StatusCode::FORBIDDEN,
                 Nav::None,
                 "Refused",
                 html! { p.error role="alert" { "Credential `" (self.session.cred.name) "` is read-only: nothing was changed." } },
-            ));
+            )));
         }
         Ok(TenantWrite { tenant: self.tenant.clone(), caller: std::sync::Arc::clone(&self.session.cred) })
     }
@@ -395,15 +396,20 @@ pub fn query_string(params: &[(&str, &str)]) -> String {
 
 // ---------------------------------------------------------------- pages
 
+/// Cookies are `Secure` when clients reach this server over https.
+fn secure(state: &AppState) -> bool {
+    state.config().issuer.starts_with("https://")
+}
+
 /// The sign-in form, or (signed in) the tenants this credential may see.
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match session_of(&headers, &state) {
         Some(s) => tenants_page(&state, &s),
-        None => sign_in_page(StatusCode::OK, None),
+        None => sign_in_page(&state, StatusCode::OK, None),
     }
 }
 
-fn sign_in_page(status: StatusCode, error: Option<&str>) -> Response {
+fn sign_in_page(state: &AppState, status: StatusCode, error: Option<&str>) -> Response {
     let Some(token) = session::random_token() else {
         return bare_page(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -424,7 +430,9 @@ fn sign_in_page(status: StatusCode, error: Option<&str>) -> Response {
         }
     };
     let mut res = bare_page(status, "Sign in", body);
-    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(session::SIGN_IN_COOKIE, &token, session::LIFETIME)) {
+    if let Ok(v) =
+        HeaderValue::from_str(&session::set_cookie(session::SIGN_IN_COOKIE, &token, session::LIFETIME, secure(state)))
+    {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     res
@@ -453,19 +461,20 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, form: Form) 
     let expected = session::cookie(&headers, session::SIGN_IN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !session::same_token(form.get("csrf"), &expected) {
         return sign_in_page(
+            &state,
             StatusCode::FORBIDDEN,
             Some("The sign-in form had no valid CSRF token (it may be from an old page). Try again."),
         );
     }
     let Some(cred) = state.keys().authenticate(form.raw("key").trim()) else {
-        return sign_in_page(StatusCode::UNAUTHORIZED, Some("That API key is not valid."));
+        return sign_in_page(&state, StatusCode::UNAUTHORIZED, Some("That API key is not valid."));
     };
     let Some(id) = state.ui_sessions().create(cred, Instant::now()) else {
-        return sign_in_page(StatusCode::INTERNAL_SERVER_ERROR, Some("Cannot make a session (no randomness)."));
+        return sign_in_page(&state, StatusCode::INTERNAL_SERVER_ERROR, Some("Cannot make a session (no randomness)."));
     };
     let mut res = Redirect::to("/ui/").into_response();
     for c in [
-        session::set_cookie(session::COOKIE, &id, session::LIFETIME),
+        session::set_cookie(session::COOKIE, &id, session::LIFETIME, secure(&state)),
         session::clear_cookie(session::SIGN_IN_COOKIE),
     ] {
         if let Ok(v) = HeaderValue::from_str(&c) {

@@ -112,7 +112,7 @@ fn preview_body(ctx: &Ctx, text: &str, out: &ApplyResponse) -> Markup {
 async fn preview(ctx: Ctx, form: Form) -> Response {
     let auth = match ctx.guard(&form) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let text = form.raw("policy").to_string();
     match apply_text(&ctx.state, &auth, text.clone(), FILE_NAME.into(), vec![], run_opts(&ctx), true, false).await {
@@ -124,7 +124,7 @@ async fn preview(ctx: Ctx, form: Form) -> Response {
 async fn apply(ctx: Ctx, form: Form) -> Response {
     let auth = match ctx.guard(&form) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let text = form.raw("policy").to_string();
     let mass = form.checked("allow_mass_removal");

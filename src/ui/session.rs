@@ -136,9 +136,11 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.trim().to_string())
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, scoped to `/ui`.
-pub fn set_cookie(name: &str, value: &str, max_age: Duration) -> String {
-    format!("{name}={value}; HttpOnly; SameSite=Strict; Path=/ui; Max-Age={}", max_age.as_secs())
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, scoped to `/ui`, and
+/// `Secure` when the server is reached over https (its issuer URL).
+pub fn set_cookie(name: &str, value: &str, max_age: Duration, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; HttpOnly; SameSite=Strict; Path=/ui; Max-Age={}{secure}", max_age.as_secs())
 }
 
 /// A `Set-Cookie` value that deletes cookie `name`.
@@ -181,7 +183,8 @@ mod tests {
         h.append("cookie", "a=1; hf_ui_session=xyz".parse().unwrap());
         assert_eq!(cookie(&h, COOKIE).as_deref(), Some("xyz"));
         assert_eq!(cookie(&h, "b"), None);
-        let c = set_cookie(COOKIE, "xyz", LIFETIME);
+        let c = set_cookie(COOKIE, "xyz", LIFETIME, false);
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Path=/ui"), "{c}");
+        assert!(!c.contains("Secure") && set_cookie(COOKIE, "xyz", LIFETIME, true).ends_with("; Secure"));
     }
 }

@@ -159,7 +159,7 @@ fn subject_of(form: &Form, kind: Kind) -> Result<ObjectRef, String> {
 async fn suspend(ctx: Ctx, kind: Kind, form: Form) -> Response {
     let auth = match ctx.guard(&form) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let back = format!("{}/{}", ctx.base(), kind.path);
     let s = match subject_of(&form, kind) {
@@ -175,7 +175,7 @@ async fn suspend(ctx: Ctx, kind: Kind, form: Form) -> Response {
 async fn reactivate(ctx: Ctx, kind: Kind, form: Form) -> Response {
     let auth = match ctx.guard(&form) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let back = format!("{}/{}", ctx.base(), kind.path);
     let s = match subject_of(&form, kind) {

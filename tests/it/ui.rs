@@ -274,14 +274,9 @@ async fn groups_members_and_bindings_through_the_forms() {
     let p = a.post(&format!("{g}/bindings"), &bind).await;
     let p = a.follow(p).await;
     assert!(p.has("bound `application:deploy-mcp#deploy-operator@group:release`"), "{}", p.body);
-    assert!(
-        p.has("mfa (max_age 10m), ip in 10.0.0.0/8, 192.0.2.7/32, expires 2027-06-01T00:00:00Z"),
-        "{}",
-        p.body
-    );
+    assert!(p.has("mfa (max_age 10m), ip in 10.0.0.0/8, 192.0.2.7/32, expires 2027-06-01T00:00:00Z"), "{}", p.body);
     // The same binding through the JSON API.
-    let (_, _, b) =
-        call(&state, "GET", "/v1/tenants/acme/bindings?subject=group:release", Some(READER), None).await;
+    let (_, _, b) = call(&state, "GET", "/v1/tenants/acme/bindings?subject=group:release", Some(READER), None).await;
     assert_eq!(b["bindings"][0]["conditions"]["mfa"]["max_age"], "10m", "{b}");
     // Bad conditions are refused in words by the API's own validation.
     for (field, value, words) in [
@@ -443,7 +438,9 @@ async fn suspend_and_reactivate_and_why() {
     assert!(p.has("Denied") && p.has("outside the binding"), "{}", p.body);
     assert!(a.get(&format!("{ci}&ip=nonsense")).await.has("is not an IP address"));
 
-    let p = a.post(&format!("{T}/users/suspend"), &[("csrf", &csrf), ("subject", "user:alice"), ("reason", "laptop lost")]).await;
+    let p = a
+        .post(&format!("{T}/users/suspend"), &[("csrf", &csrf), ("subject", "user:alice"), ("reason", "laptop lost")])
+        .await;
     assert_eq!(p.location.as_deref(), Some("/ui/t/acme/users"));
     let p = a.follow(p).await;
     assert!(p.has("suspended `user:alice`") && p.has("laptop lost") && p.has(">Reactivate<"), "{}", p.body);
@@ -461,9 +458,13 @@ async fn suspend_and_reactivate_and_why() {
     let p = a.post(&format!("{T}/users/reactivate"), &[("csrf", &csrf), ("subject", "user:alice")]).await;
     assert!(a.follow(p).await.has("reactivated `user:alice`"));
     assert!(a.get(&format!("{why}&mfa=yes&mfa_at=5m")).await.has("Allowed"));
-    let p = a.post(&format!("{T}/service-accounts/suspend"), &[("csrf", &csrf), ("subject", "service_account:ci-bot")]).await;
+    let p = a
+        .post(&format!("{T}/service-accounts/suspend"), &[("csrf", &csrf), ("subject", "service_account:ci-bot")])
+        .await;
     assert!(a.follow(p).await.has("suspended `service_account:ci-bot`"));
-    let p = a.post(&format!("{T}/service-accounts/reactivate"), &[("csrf", &csrf), ("subject", "service_account:ci-bot")]).await;
+    let p = a
+        .post(&format!("{T}/service-accounts/reactivate"), &[("csrf", &csrf), ("subject", "service_account:ci-bot")])
+        .await;
     assert!(a.follow(p).await.has("reactivated `service_account:ci-bot`"));
 }
 
