@@ -153,10 +153,8 @@ pub fn run(a: &ServeArgs) -> Result<ExitCode, String> {
         let issuer: &'static str = Box::leak(issuer.trim_end_matches('/').to_string().into_boxed_str());
         let state =
             AppState::with_config(Arc::new(hf), keys, api::ApiConfig { issuer, ui: !a.no_ui, ..Default::default() });
-        eprintln!("holdfast listening on http://{addr} (data: {})", a.data.display());
-        if !a.no_ui {
-            eprintln!("admin UI: http://{addr}/ui/");
-        }
+        let ui = if a.no_ui { String::new() } else { format!("; admin UI: http://{addr}/ui/") };
+        eprintln!("holdfast listening on http://{addr} (data: {}{ui})", a.data.display());
         api::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
     })?;
     eprintln!("store flushed; bye");

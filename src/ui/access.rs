@@ -3,7 +3,6 @@
 //! **Why?**: an explained check for an application, a scope and a context,
 //! rendered for a person.
 
-use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -12,7 +11,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{reason_words, Ctx, Nav};
+use super::{reason_words, Ctx, Nav, UiQuery};
 use crate::api::error::blocking;
 use crate::api::query::access_of;
 use crate::api::wire::{AccessQuery, ContextIn};
@@ -175,7 +174,7 @@ fn trace_table(ex: &Explanation) -> Markup {
     }
 }
 
-async fn page(ctx: Ctx, Query(f): Query<AccessForm>) -> Response {
+async fn page(ctx: Ctx, UiQuery(f): UiQuery<AccessForm>) -> Response {
     let base = ctx.base();
     let subject = f.subject.trim().to_string();
     let include_expired = f.expired.as_deref() == Some("1");

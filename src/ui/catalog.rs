@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -11,7 +11,7 @@ use axum::Router;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{next_link, Ctx, Nav, PAGE_SIZE};
+use super::{next_link, Ctx, Nav, UiQuery, PAGE_SIZE};
 use crate::api::error::blocking;
 use crate::api::resources::{app_out, role_out};
 use crate::api::AppState;
@@ -91,7 +91,7 @@ struct WhoQuery {
     after: Option<String>,
 }
 
-async fn application(ctx: Ctx, Path((_, app)): Path<(String, String)>, Query(q): Query<WhoQuery>) -> Response {
+async fn application(ctx: Ctx, Path((_, app)): Path<(String, String)>, UiQuery(q): UiQuery<WhoQuery>) -> Response {
     let Ok(tenant) = ctx.state.tenant(&ctx.tenant) else {
         return ctx.error(Nav::Applications, StatusCode::NOT_FOUND, "This tenant has no data.");
     };
@@ -190,7 +190,7 @@ fn when(ms: u64) -> String {
 /// Changes shown per batch before “… and N more”.
 const SHOWN_PER_BATCH: usize = 12;
 
-async fn changes(ctx: Ctx, Query(q): Query<ChangesQuery>) -> Response {
+async fn changes(ctx: Ctx, UiQuery(q): UiQuery<ChangesQuery>) -> Response {
     let since = q.since.unwrap_or(0);
     let hf = Arc::clone(ctx.state.holdfast());
     let tenant = ctx.tenant.clone();

@@ -2,7 +2,7 @@
 //! create, and a group's page: members (add, remove), the role bindings on
 //! the group (add with conditions, remove) and the groups it belongs to.
 
-use axum::extract::{Path, Query};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -11,7 +11,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{next_link, Ctx, Form, Nav, PAGE_SIZE};
+use super::{next_link, Ctx, Form, Nav, UiQuery, PAGE_SIZE};
 use crate::api::resources::{attr, binding_tuple, delete_existing, membership, object, put_subject, write_binding};
 use crate::api::wire::{SubjectIn, Window};
 use crate::api::AppState;
@@ -47,7 +47,7 @@ struct Row {
     parents: Vec<String>,
 }
 
-async fn list(ctx: Ctx, Query(q): Query<ListQuery>) -> Response {
+async fn list(ctx: Ctx, UiQuery(q): UiQuery<ListQuery>) -> Response {
     let Ok(tenant) = ctx.state.tenant(&ctx.tenant) else {
         return ctx.error(Nav::Groups, StatusCode::NOT_FOUND, "This tenant has no data.");
     };
@@ -149,14 +149,27 @@ async fn create(ctx: Ctx, form: Form) -> Response {
 /// What a group page shows, read from one snapshot.
 struct GroupView {
     name: Option<String>,
-    members: Vec<ObjectRef>,
+    /// Direct members in all.
+    total: usize,
+    /// One page of them, and where the next starts.
+    members: (Vec<ObjectRef>, Option<String>),
     bindings: Vec<(Tuple, Option<crate::model::Conditions>)>,
     parents: Vec<ObjectRef>,
     roles: Vec<String>,
     apps: Vec<String>,
 }
 
-async fn show(ctx: Ctx, Path((_, group)): Path<(String, String)>) -> Response {
+/// A page of a group's members: their reference text starts with `q`,
+/// after `after`.
+#[derive(Debug, Default, Deserialize)]
+pub struct MemberQuery {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+async fn show(ctx: Ctx, Path((_, group)): Path<(String, String)>, UiQuery(mq): UiQuery<MemberQuery>) -> Response {
     let g = match object(ObjectType::Group, &group) {
         Ok(g) => g,
         Err(e) => return ctx.error(Nav::Groups, StatusCode::BAD_REQUEST, &e.message),
@@ -166,9 +179,24 @@ async fn show(ctx: Ctx, Path((_, group)): Path<(String, String)>) -> Response {
     };
     let view = {
         let st = tenant.read();
-        st.group_members(&g).map(|members| GroupView {
+        st.group_members(&g).map(|all| GroupView {
             name: attr(st.object(&g), "name"),
-            members,
+            total: all.len(),
+            members: {
+                let q = mq.q.trim();
+                let mut page: Vec<ObjectRef> = all
+                    .into_iter()
+                    .filter(|m| {
+                        let text = m.to_string();
+                        text.starts_with(q) && mq.after.as_deref().is_none_or(|a| text.as_str() > a)
+                    })
+                    .take(PAGE_SIZE + 1)
+                    .collect();
+                let more = page.len() > PAGE_SIZE;
+                page.truncate(PAGE_SIZE);
+                let next = if more { page.last().map(ToString::to_string) } else { None };
+                (page, next)
+            },
             bindings: st.bindings_matching(&BindingFilter { subject: Some(g.clone()), ..Default::default() }),
             parents: st.direct_groups(&g),
             roles: st.role_names(),
@@ -185,12 +213,19 @@ async fn show(ctx: Ctx, Path((_, group)): Path<(String, String)>) -> Response {
         @if let Some(n) = &v.name { p.lead { (n) } }
         p { a href={ (base) "/effective-access?subject=group:" (group) } { "Effective access of this group" } }
         section {
-            h2 { "Members" }
-            @if v.members.is_empty() { p { "No members yet." } } @else {
+            h2 { "Members (" (v.total) ")" }
+            @if v.total > PAGE_SIZE || !mq.q.is_empty() {
+                form.search method="get" action=(here) role="search" {
+                    label for="mq" { "Search members by prefix" }
+                    input #mq type="search" name="q" value=(mq.q) placeholder="user:al";
+                    button type="submit" { "Search" }
+                }
+            }
+            @if v.members.0.is_empty() { p { "No members" @if !mq.q.is_empty() { " starting with “" (mq.q) "”" } "." } } @else {
                 table {
                     thead { tr { th { "Member" } th { "Kind" } @if w { th { span.sr { "Actions" } } } } }
                     tbody {
-                        @for m in &v.members {
+                        @for m in &v.members.0 {
                             tr {
                                 td { (member_link(&base, m)) }
                                 td { (kind_label(m.ty)) }
@@ -208,6 +243,7 @@ async fn show(ctx: Ctx, Path((_, group)): Path<(String, String)>) -> Response {
                     }
                 }
             }
+            (next_link(&here, &[("q", &mq.q)], v.members.1.as_deref()))
             @if w {
                 form.card method="post" action={ (here) "/members" } {
                     (ctx.csrf())

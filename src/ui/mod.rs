@@ -220,6 +220,24 @@ impl Ctx {
     }
 }
 
+/// A page's query parameters; unreadable ones are refused in words (400).
+pub struct UiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for UiQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(q) => Ok(UiQuery(q.0)),
+            Err(e) => Err(bare_page(
+                StatusCode::BAD_REQUEST,
+                "Bad address",
+                html! { p.error role="alert" { "This page cannot read its address: " (e.body_text()) } },
+            )),
+        }
+    }
+}
+
 /// A form body (`application/x-www-form-urlencoded`).
 pub struct Form(Vec<(String, String)>);
 

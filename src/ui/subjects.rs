@@ -2,7 +2,6 @@
 //! status, suspend (with a reason) and reactivate — the same calls as
 //! `POST .../subjects/{subject}/suspend|reactivate`.
 
-use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -10,7 +9,7 @@ use axum::Router;
 use maud::html;
 
 use super::groups::ListQuery;
-use super::{next_link, Ctx, Form, Nav, PAGE_SIZE};
+use super::{next_link, Ctx, Form, Nav, UiQuery, PAGE_SIZE};
 use crate::api::resources::attr;
 use crate::api::subjects::{reactivate_subject, suspend_subject};
 use crate::api::AppState;
@@ -50,12 +49,12 @@ struct Row {
     groups: Vec<ObjectRef>,
 }
 
-async fn users(ctx: Ctx, q: Query<ListQuery>) -> Response {
-    list(ctx, USERS, q.0).await
+async fn users(ctx: Ctx, UiQuery(q): UiQuery<ListQuery>) -> Response {
+    list(ctx, USERS, q).await
 }
 
-async fn service_accounts(ctx: Ctx, q: Query<ListQuery>) -> Response {
-    list(ctx, SERVICE_ACCOUNTS, q.0).await
+async fn service_accounts(ctx: Ctx, UiQuery(q): UiQuery<ListQuery>) -> Response {
+    list(ctx, SERVICE_ACCOUNTS, q).await
 }
 
 async fn list(ctx: Ctx, kind: Kind, q: ListQuery) -> Response {

@@ -559,3 +559,64 @@ async fn no_ui_turns_it_off() {
     let (status, _, body) = call(&on, "GET", "/v1/nope", None, None).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown_route")));
 }
+
+#[tokio::test]
+async fn a_big_groups_members_are_paged_and_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = acme_state(dir.path());
+    let changes: Vec<holdfast::service::Change> = (0..75)
+        .map(|i| {
+            holdfast::service::Change::PutTuple(
+                holdfast::model::Tuple::parse(&format!("group:big#member@user:m{i:03}")).unwrap(),
+                None,
+            )
+        })
+        .collect();
+    state.holdfast().write("acme", changes, &[], "test", 0).unwrap();
+    let (mut a, _) = Agent::signed_in(&state, READER).await;
+    let p = a.get(&format!("{T}/groups/big")).await;
+    assert!(p.has("Members (75)") && p.has(">user:m049<") && !p.has(">user:m050<"), "{}", p.body);
+    assert!(p.has("href=\"/ui/t/acme/groups/big?after=user%3Am049\""), "{}", p.body);
+    let p = a.get(&format!("{T}/groups/big?after=user%3Am049")).await;
+    assert!(p.has(">user:m050<") && p.has(">user:m074<") && !p.has("rel=\"next\""));
+    let p = a.get(&format!("{T}/groups/big?q=user%3Am07")).await;
+    assert!(p.has(">user:m070<") && !p.has(">user:m069<"), "{}", p.body);
+    // The list shows the count without listing them.
+    let p = a.get(&format!("{T}/groups?q=big")).await;
+    assert!(p.has("<td class=\"num\">75</td>"), "{}", p.body);
+    // An unreadable query parameter is refused in words.
+    let p = a.get(&format!("{T}/changes?since=yesterday")).await;
+    assert_eq!(p.status, 400);
+    assert!(p.has("This page cannot read its address"), "{}", p.body);
+}
+
+/// `holdfast serve` serves the UI by default and `--no-ui` turns it off.
+#[test]
+fn serve_no_ui_flag() {
+    use std::io::{BufRead, Read, Write};
+    for (flag, expect) in [(None, 200), (Some("--no-ui"), 404)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_holdfast"));
+        cmd.args(["serve", "--demo", "--listen", "127.0.0.1:0", "--durability", "buffered", "--data"])
+            .arg(dir.path().join("data"))
+            .env("HOLDFAST_API_KEY", "ui-flag-test-key")
+            .stderr(std::process::Stdio::piped());
+        if let Some(f) = flag {
+            cmd.arg(f);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let line = lines.by_ref().map(Result::unwrap).find(|l| l.starts_with("holdfast listening on")).unwrap();
+        // Keep reading stderr so the server never writes to a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let addr = line.strip_prefix("holdfast listening on http://").unwrap().split_whitespace().next().unwrap();
+        assert_eq!(line.contains(&format!("admin UI: http://{addr}/ui/")), flag.is_none(), "{line}");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(s, "GET /ui/ HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(text.starts_with(&format!("HTTP/1.1 {expect}")), "{flag:?}: {text}");
+    }
+}
