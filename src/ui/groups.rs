@@ -35,6 +35,9 @@ pub struct ListQuery {
     pub q: String,
     #[serde(default)]
     pub after: Option<String>,
+    /// `suspended`: only suspended users or service accounts.
+    #[serde(default)]
+    pub status: String,
 }
 
 /// One row of the groups list.

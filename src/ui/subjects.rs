@@ -63,7 +63,23 @@ async fn list(ctx: Ctx, kind: Kind, q: ListQuery) -> Response {
     };
     let (rows, more) = {
         let st = tenant.read();
-        let (ids, more) = st.subject_ids_page(kind.ty, q.q.trim(), q.after.as_deref(), PAGE_SIZE);
+        let prefix = q.q.trim();
+        let (ids, more) = if q.status == "suspended" {
+            // Suspensions are kept sorted by subject: one page of them.
+            let mut ids: Vec<String> = st
+                .suspensions()
+                .map(|(s, _)| s)
+                .filter(|s| s.ty == kind.ty && s.id.starts_with(prefix))
+                .filter(|s| q.after.as_deref().is_none_or(|a| s.id.as_str() > a))
+                .take(PAGE_SIZE + 1)
+                .map(|s| s.id.clone())
+                .collect();
+            let more = ids.len() > PAGE_SIZE;
+            ids.truncate(PAGE_SIZE);
+            (ids, more)
+        } else {
+            st.subject_ids_page(kind.ty, prefix, q.after.as_deref(), PAGE_SIZE)
+        };
         let rows: Vec<Row> = ids
             .into_iter()
             .map(|id| {
@@ -88,6 +104,10 @@ async fn list(ctx: Ctx, kind: Kind, q: ListQuery) -> Response {
         form.search method="get" action=(here) role="search" {
             label for="q" { "Search by id prefix" }
             input #q type="search" name="q" value=(q.q);
+            span.check {
+                input #suspended-only type="checkbox" name="status" value="suspended" checked[q.status == "suspended"];
+                label for="suspended-only" { "Suspended only" }
+            }
             button type="submit" { "Search" }
         }
         @if rows.is_empty() {
@@ -140,7 +160,7 @@ async fn list(ctx: Ctx, kind: Kind, q: ListQuery) -> Response {
                 }
             }
         }
-        (next_link(&here, &[("q", &q.q)], next.as_deref()))
+        (next_link(&here, &[("q", &q.q), ("status", &q.status)], next.as_deref()))
     };
     ctx.page(kind.nav, kind.title, body)
 }

@@ -510,6 +510,16 @@ async fn lists_are_paged_and_searched_on_the_server() {
     assert!(p.has(">u119<") && !p.has("rel=\"next\""));
     let p = a.get(&format!("{T}/users?q=al")).await;
     assert!(p.has(">alice<") && !p.has(">bob<"));
+    // Suspended only.
+    let (mut w, csrf) = Agent::signed_in(&state, ADMIN).await;
+    for s in ["user:bob", "user:u007"] {
+        let p = w.post(&format!("{T}/users/suspend"), &[("csrf", &csrf), ("subject", s)]).await;
+        assert_eq!(p.status, 303);
+    }
+    let p = a.get(&format!("{T}/users?status=suspended")).await;
+    assert!(p.has(">bob<") && p.has(">u007<") && !p.has(">alice<") && !p.has(">u000<"), "{}", p.body);
+    let p = a.get(&format!("{T}/users?status=suspended&q=u")).await;
+    assert!(p.has(">u007<") && !p.has(">bob<"));
 }
 
 #[tokio::test]
