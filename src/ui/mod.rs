@@ -487,6 +487,10 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, form: Form) 
     let Some(cred) = state.keys().authenticate(form.raw("key").trim()) else {
         return sign_in_page(&state, StatusCode::UNAUTHORIZED, Some("That API key is not valid."));
     };
+    // A new session id at every sign-in; the session this browser had ends.
+    if let Some(old) = session::cookie(&headers, session::COOKIE) {
+        state.ui_sessions().remove(&old);
+    }
     let Some(id) = state.ui_sessions().create(cred, Instant::now()) else {
         return sign_in_page(&state, StatusCode::INTERNAL_SERVER_ERROR, Some("Cannot make a session (no randomness)."));
     };

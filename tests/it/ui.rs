@@ -195,6 +195,15 @@ async fn sign_in_with_a_key_makes_a_cookie_session_that_holds_no_key() {
     let home = a.get("/ui/").await;
     assert!(home.has("href=\"/ui/t/acme/groups\"") && home.has("Signed in as <strong>admin</strong>"));
     assert!(!home.has(ADMIN));
+    // Signing in again (a sign-in form from before) makes a new session
+    // and ends the old one.
+    let old = a.cookies.remove("hf_ui_session").unwrap();
+    let csrf = a.get("/ui/").await.csrf();
+    a.cookies.insert("hf_ui_session".into(), old.clone());
+    assert_eq!(a.post("/ui/sign-in", &[("csrf", &csrf), ("key", READER)]).await.status, 303);
+    assert_ne!(a.cookies["hf_ui_session"], old);
+    assert_eq!(state.ui_sessions().len(), 1);
+    assert!(a.get("/ui/").await.location.as_deref() == Some("/ui/t/acme/groups"), "now the reader");
 
     // Sign out needs the CSRF token too; then the session is gone.
     let p = a.post("/ui/sign-out", &[]).await;
