@@ -203,7 +203,10 @@ impl Ctx {
             Err(m) => Flash::Failed(m),
         };
         self.state.ui_sessions().flash(&self.session.id, flash);
-        Redirect::to(to).into_response()
+        // `to` is built from path segments; one that cannot be a header
+        // (a decoded control character) goes to the tenant's groups instead.
+        let to = if HeaderValue::from_str(to).is_ok() { to.to_string() } else { format!("{}/groups", self.base()) };
+        Redirect::to(&to).into_response()
     }
 
     pub fn page(&self, nav: Nav, title: &str, body: Markup) -> Response {

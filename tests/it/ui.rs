@@ -267,6 +267,11 @@ async fn groups_members_and_bindings_through_the_forms() {
     let p = a.post(&format!("{g}/members"), &[("csrf", &csrf), ("member", "user:alice")]).await;
     let p = a.follow(p).await;
     assert!(p.has("added `user:alice` to group `release`"), "{}", p.body);
+    // A path segment that is no id: refused in words, redirected safely.
+    let p = a.post(&format!("{T}/groups/a%0Ab/members"), &[("csrf", &csrf), ("member", "user:alice")]).await;
+    assert_eq!(p.location.as_deref(), Some("/ui/t/acme/groups"));
+    let p = a.follow(p).await;
+    assert!(p.has("<h1>Groups</h1>") && p.has("class=\"error\"") && p.has("group id `a"), "{}", p.body);
     let p = a.post(&format!("{g}/members"), &[("csrf", &csrf), ("member", "alice")]).await;
     let p = a.follow(p).await;
     assert!(p.has("class=\"error\"") && !p.has("{\"error\""), "{}", p.body);
