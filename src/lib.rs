@@ -22,6 +22,8 @@
 //! - [`service`]: tenants kept in step with the store; atomic writes.
 //! - [`query`] / [`explain`]: check, effective access, who-can-access, traces.
 //! - [`policy`]: policy files: parse, compile, validate.
+//! - [`api`] / [`ui`]: the HTTP API (JSON) and the admin UI (HTML) over the
+//!   same service and query calls.
 //! - `cli` (binary): clap commands.
 //!
 //! ## Invariants
@@ -41,4 +43,5 @@ pub mod policy;
 pub mod query;
 pub mod service;
 pub mod store;
+pub mod ui;
 pub mod workload;

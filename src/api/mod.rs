@@ -17,11 +17,11 @@ mod limit;
 mod metrics;
 mod oauth;
 mod ops;
-mod policy;
-mod query;
-mod resources;
+pub(crate) mod policy;
+pub(crate) mod query;
+pub(crate) mod resources;
 pub mod scim;
-mod subjects;
+pub(crate) mod subjects;
 mod tuples;
 mod uflow;
 pub mod wire;
@@ -141,6 +141,8 @@ pub struct ApiConfig {
     /// Most requests one caller may have in flight (429 `too_many_requests`
     /// beyond; 0 = no limit). See [`limit`].
     pub max_in_flight_per_caller: usize,
+    /// Serve the admin UI at `/ui/` ([`crate::ui`]; `holdfast serve --no-ui` turns it off).
+    pub ui: bool,
 }
 
 impl Default for ApiConfig {
@@ -152,6 +154,7 @@ impl Default for ApiConfig {
             clock: Timestamp::now,
             issuer: DEFAULT_ISSUER,
             max_in_flight_per_caller: 64,
+            ui: true,
         }
     }
 }
@@ -162,6 +165,7 @@ struct Shared {
     metrics: Metrics,
     config: ApiConfig,
     in_flight: InFlight,
+    ui_sessions: crate::ui::Sessions,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -174,7 +178,14 @@ impl AppState {
     }
 
     pub fn with_config(hf: Arc<Holdfast>, keys: Keys, config: ApiConfig) -> Self {
-        AppState(Arc::new(Shared { hf, keys, metrics: Metrics::new(), config, in_flight: InFlight::default() }))
+        AppState(Arc::new(Shared {
+            hf,
+            keys,
+            metrics: Metrics::new(),
+            config,
+            in_flight: InFlight::default(),
+            ui_sessions: crate::ui::Sessions::default(),
+        }))
     }
 
     pub fn holdfast(&self) -> &Arc<Holdfast> {
@@ -196,6 +207,11 @@ impl AppState {
     /// Requests in flight per caller ([`limit`]).
     pub fn in_flight(&self) -> &InFlight {
         &self.0.in_flight
+    }
+
+    /// Signed-in sessions of the admin UI.
+    pub fn ui_sessions(&self) -> &crate::ui::Sessions {
+        &self.0.ui_sessions
     }
 
     /// The server clock (the API layer is the only one that reads it).
@@ -273,9 +289,10 @@ impl AppState {
     }
 }
 
-/// The whole API.
+/// The whole API (and the admin UI at `/ui/` unless [`ApiConfig::ui`] is off).
 pub fn router(state: AppState) -> Router {
     let limit = state.config().body_limit;
+    let ui = if state.config().ui { crate::ui::routes() } else { Router::new() };
     Router::new()
         .merge(ops::routes())
         .merge(tuples::routes())
@@ -288,6 +305,7 @@ pub fn router(state: AppState) -> Router {
         .merge(policy::routes())
         .merge(scim::routes())
         .merge(authzen::routes())
+        .merge(ui)
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -245,6 +245,28 @@ async fn apply_policy(
 ) -> Result<axum::Json<ApplyResponse>, Reject> {
     let name = q.name.clone().unwrap_or_else(|| "policy.yaml".to_string());
     let text = file_text(&body, &name)?;
+    let kinds = gate_kinds(q.fail_on.as_slice())?;
+    let format = q.format.clone();
+    rendered(&empty_diff(), format.as_deref())?;
+    let opts = DiffOptions { fan_out: q.fan_out.unwrap_or(diff::DEFAULT_FAN_OUT), ..DiffOptions::new(state.now()) };
+    let mut out = apply_text(&state, &auth, text, name, kinds, opts, q.dry_run, q.allow_mass_removal).await?;
+    out.rendered = rendered(&out.diff, format.as_deref())?;
+    Ok(axum::Json(out))
+}
+
+/// Validates a policy file and applies it to the caller's tenant (or, with
+/// `dry_run`, only computes the diff): `PUT .../policy` and the admin UI.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn apply_text(
+    state: &AppState,
+    auth: &TenantWrite,
+    text: String,
+    name: String,
+    kinds: Vec<&'static str>,
+    opts: DiffOptions,
+    dry_run: bool,
+    allow_mass_removal: bool,
+) -> Result<ApplyResponse, Reject> {
     let (mut policy, warnings) = compile_checked(&text, &name)?;
     if let Some(t) = policy.file.tenant.as_ref().filter(|t| t.value != auth.tenant) {
         let f = Finding::error(
@@ -257,17 +279,11 @@ async fn apply_policy(
         return Err(invalid(&report));
     }
     policy.tenant = auth.tenant.clone();
-    let kinds = gate_kinds(q.fail_on.as_slice())?;
-    let format = q.format.clone();
-    rendered(&empty_diff(), format.as_deref())?;
-    let opts = DiffOptions { fan_out: q.fan_out.unwrap_or(diff::DEFAULT_FAN_OUT), ..DiffOptions::new(state.now()) };
     let hf = std::sync::Arc::clone(state.holdfast());
     let (tenant, actor) = (auth.tenant.clone(), auth.caller.name.clone());
-    let dry_run = q.dry_run;
-    let allow_mass_removal = q.allow_mass_removal;
     let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let base_name = format!("tenant:{tenant}");
-    let mut out = blocking(move || -> Result<Result<ApplyResponse, Reject>, ApiError> {
+    let out = blocking(move || -> Result<Result<ApplyResponse, Reject>, ApiError> {
         for _ in 0..APPLY_ATTEMPTS {
             let (current, seen) = match hf.tenant(&tenant) {
                 Some(t) => {
@@ -330,8 +346,7 @@ async fn apply_policy(
         ))
     })
     .await??;
-    out.rendered = rendered(&out.diff, format.as_deref())?;
-    Ok(axum::Json(out))
+    Ok(out)
 }
 
 fn empty_diff() -> Diff {

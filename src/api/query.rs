@@ -131,14 +131,14 @@ fn query_now(state: &AppState, now: Option<&str>) -> Result<Timestamp, ApiError>
 }
 
 #[derive(Serialize)]
-pub(super) struct AccessOut {
+pub(crate) struct AccessOut {
     #[serde(flatten)]
     pub access: EffectiveAccess,
     pub revision: Revision,
 }
 
 /// Effective access of `subject` in `tenant` (shared with the seed API).
-pub(super) async fn access_of(
+pub(crate) async fn access_of(
     state: &AppState,
     tenant: &str,
     subject: String,

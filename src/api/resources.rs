@@ -45,13 +45,13 @@ pub(super) struct Saved<T> {
 }
 
 /// `type:id` from a path segment; 400 if the id is malformed.
-fn object(ty: ObjectType, id: &str) -> Result<ObjectRef, ApiError> {
+pub(crate) fn object(ty: ObjectType, id: &str) -> Result<ObjectRef, ApiError> {
     validate_id(id).map_err(|m| ApiError::parameter(format!("{ty} id `{id}` {m}")))?;
     Ok(ObjectRef::new(ty, id))
 }
 
 /// A user, group or service account reference (`user:alice`).
-pub(super) fn subject_ref(text: &str) -> Result<ObjectRef, ApiError> {
+pub(crate) fn subject_ref(text: &str) -> Result<ObjectRef, ApiError> {
     let r = ObjectRef::parse(text).map_err(|e| ApiError::invalid(e.to_string()))?;
     if !r.ty.is_subject() {
         return Err(ApiError::invalid(format!(
@@ -89,7 +89,7 @@ pub(super) fn resource_type(attrs: Option<&Value>) -> String {
     attr(attrs, "resource_type").unwrap_or_else(|| DEFAULT_RESOURCE_TYPE.to_string())
 }
 
-fn attr(attrs: Option<&Value>, key: &str) -> Option<String> {
+pub(crate) fn attr(attrs: Option<&Value>, key: &str) -> Option<String> {
     attrs.and_then(|a| a.get(key)).and_then(Value::as_str).map(str::to_string)
 }
 
@@ -111,7 +111,7 @@ async fn list_roles(State(state): State<AppState>, auth: TenantRead) -> Result<a
     Ok(axum::Json(Listing { items, revision }))
 }
 
-fn role_out(st: &crate::service::TenantState, id: &str) -> Option<RoleOut> {
+pub(crate) fn role_out(st: &crate::service::TenantState, id: &str) -> Option<RoleOut> {
     let scopes = st.role_scope_names(id)?;
     let a = st.object(&ObjectRef::new(ObjectType::Role, id));
     Some(RoleOut { id: id.to_string(), name: attr(a, "name"), description: attr(a, "description"), scopes })
@@ -153,7 +153,7 @@ async fn delete_role(
 
 // ------------------------------------------------------------- applications
 
-fn app_out(st: &crate::service::TenantState, id: &str) -> Option<ApplicationOut> {
+pub(crate) fn app_out(st: &crate::service::TenantState, id: &str) -> Option<ApplicationOut> {
     let scopes_supported = st.app_scope_names(id)?;
     let a = st.object(&ObjectRef::new(ObjectType::Application, id));
     Some(ApplicationOut {
@@ -309,7 +309,7 @@ async fn delete_defined(
 // ----------------------------------------------------------------- bindings
 
 /// The tuple of a binding: `application:A#ROLE@S`, or `tenant#ROLE@S`.
-pub(super) fn binding_tuple(subject: &ObjectRef, role: &str, application: Option<&str>) -> Result<Tuple, ApiError> {
+pub(crate) fn binding_tuple(subject: &ObjectRef, role: &str, application: Option<&str>) -> Result<Tuple, ApiError> {
     validate_id(role).map_err(|m| ApiError::invalid(format!("role `{role}` {m}")))?;
     let resource = match application {
         Some(a) => {
@@ -333,7 +333,7 @@ pub(super) fn binding_out(t: &Tuple, conditions: Option<Conditions>) -> BindingO
 
 /// Writes one binding (creating or replacing it); 422 if its role or
 /// application is not defined.
-pub(super) async fn write_binding(
+pub(crate) async fn write_binding(
     state: &AppState,
     auth: &TenantWrite,
     tuple: Tuple,
@@ -415,7 +415,7 @@ async fn delete_binding(
 
 /// Deletes one tuple that must exist (404 if it does not), checked and
 /// removed under one write lock.
-async fn delete_existing(
+pub(crate) async fn delete_existing(
     state: &AppState,
     auth: &TenantWrite,
     tuple: Tuple,
@@ -453,7 +453,7 @@ async fn get_group(
     }))
 }
 
-fn membership(group: &str, subject: &str) -> Result<Tuple, ApiError> {
+pub(crate) fn membership(group: &str, subject: &str) -> Result<Tuple, ApiError> {
     let g = object(ObjectType::Group, group)?;
     let s = subject_ref(subject).map_err(|e| ApiError::parameter(e.message))?;
     Ok(Tuple::new(g, "member", s))
@@ -498,7 +498,7 @@ async fn get_subject(state: &AppState, tenant: &str, s: ObjectRef) -> Result<axu
     }))
 }
 
-async fn put_subject(
+pub(crate) async fn put_subject(
     state: &AppState,
     auth: &TenantWrite,
     s: ObjectRef,

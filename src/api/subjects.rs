@@ -33,7 +33,7 @@ struct SuspendIn {
 }
 
 #[derive(Debug, Serialize)]
-struct StatusOut {
+pub(crate) struct StatusOut {
     subject: String,
     /// `active` or `suspended`.
     status: &'static str,
@@ -81,8 +81,18 @@ async fn suspend(
 ) -> Result<axum::Json<StatusOut>, ApiError> {
     let input: SuspendIn =
         if body.iter().all(u8::is_ascii_whitespace) { SuspendIn::default() } else { parse_json(&body)? };
-    let s = suspendable(&state, &auth.tenant, &subject)?;
-    let suspension = Suspension { reason: input.reason.unwrap_or_default(), at: state.now() };
+    suspend_subject(&state, &auth, &subject, input.reason.unwrap_or_default()).await.map(axum::Json)
+}
+
+/// Suspends a user or service account (the JSON API and the admin UI).
+pub(crate) async fn suspend_subject(
+    state: &AppState,
+    auth: &TenantWrite,
+    subject: &str,
+    reason: String,
+) -> Result<StatusOut, ApiError> {
+    let s = suspendable(state, &auth.tenant, subject)?;
+    let suspension = Suspension { reason, at: state.now() };
     let (revision, ()) = state
         .write_with(&auth.tenant, &auth.caller.name, {
             let s = s.clone();
@@ -94,7 +104,7 @@ async fn suspend(
             }
         })
         .await?;
-    status_of(&state, &auth.tenant, &s, revision.map_or_else(|| state.visible(None), Ok)?).map(axum::Json)
+    status_of(state, &auth.tenant, &s, revision.map_or_else(|| state.visible(None), Ok)?)
 }
 
 /// Lifts a suspension; a subject that is not suspended is left as it is.
@@ -103,14 +113,23 @@ async fn reactivate(
     auth: TenantWrite,
     Path((_, subject)): Path<(String, String)>,
 ) -> Result<axum::Json<StatusOut>, ApiError> {
-    let s = suspendable(&state, &auth.tenant, &subject)?;
+    reactivate_subject(&state, &auth, &subject).await.map(axum::Json)
+}
+
+/// Lifts a suspension (the JSON API and the admin UI).
+pub(crate) async fn reactivate_subject(
+    state: &AppState,
+    auth: &TenantWrite,
+    subject: &str,
+) -> Result<StatusOut, ApiError> {
+    let s = suspendable(state, &auth.tenant, subject)?;
     let (revision, ()) = state
         .write_with(&auth.tenant, &auth.caller.name, {
             let s = s.clone();
             move |st| Ok((if st.is_suspended(&s) { vec![Change::Reactivate(s)] } else { vec![] }, ()))
         })
         .await?;
-    status_of(&state, &auth.tenant, &s, revision.map_or_else(|| state.visible(None), Ok)?).map(axum::Json)
+    status_of(state, &auth.tenant, &s, revision.map_or_else(|| state.visible(None), Ok)?)
 }
 
 async fn status(

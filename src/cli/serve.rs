@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// introspection). Default: the URL of the address it listens on.
     #[arg(long)]
     issuer: Option<String>,
+    /// Do not serve the admin UI at `/ui/`.
+    #[arg(long)]
+    no_ui: bool,
 }
 
 fn now_ms() -> u64 {
@@ -148,8 +151,10 @@ pub fn run(a: &ServeArgs) -> Result<ExitCode, String> {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let issuer = a.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
         let issuer: &'static str = Box::leak(issuer.trim_end_matches('/').to_string().into_boxed_str());
-        let state = AppState::with_config(Arc::new(hf), keys, api::ApiConfig { issuer, ..Default::default() });
-        eprintln!("holdfast listening on http://{addr} (data: {})", a.data.display());
+        let state =
+            AppState::with_config(Arc::new(hf), keys, api::ApiConfig { issuer, ui: !a.no_ui, ..Default::default() });
+        let ui = if a.no_ui { String::new() } else { format!("; admin UI: http://{addr}/ui/") };
+        eprintln!("holdfast listening on http://{addr} (data: {}{ui})", a.data.display());
         api::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
     })?;
     eprintln!("store flushed; bye");

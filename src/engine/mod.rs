@@ -323,6 +323,12 @@ impl FactBase {
         (0..self.nodes.len() as u32).map(NodeId).filter(move |&n| self.node_kind(n) == NodeKind::Group)
     }
 
+    /// Every known node of a kind in id order (not sorted by name): for
+    /// listings that select a page before sorting.
+    pub fn nodes_unsorted(&self, kind: NodeKind) -> impl Iterator<Item = NodeId> + '_ {
+        (0..self.nodes.len() as u32).map(NodeId).filter(move |&n| self.node_kind(n) == kind && self.node_known(n))
+    }
+
     /// Every live binding in id order (not sorted by text).
     pub fn bindings_unsorted(&self) -> impl Iterator<Item = BindingId> + '_ {
         (0..self.bindings.len() as u32).map(BindingId).filter(move |&b| self.binding(b).is_some())

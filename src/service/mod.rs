@@ -554,6 +554,11 @@ impl Holdfast {
         self.revision.load(Ordering::Acquire)
     }
 
+    /// The names of every tenant, sorted.
+    pub fn tenant_names(&self) -> Vec<String> {
+        self.tenants.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+    }
+
     pub fn tenant(&self, name: &str) -> Option<Arc<Tenant>> {
         self.tenants.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }

@@ -91,6 +91,45 @@ impl TenantState {
             .collect()
     }
 
+    /// One page of the ids of known users, groups or service accounts (by
+    /// `ty`) whose id starts with `prefix`, sorted, strictly after `after`,
+    /// at most `limit`; the flag says whether more follow. One pass over the
+    /// nodes keeping the `limit + 1` smallest in a heap: no sorted copy of
+    /// every subject per page.
+    pub fn subject_ids_page(
+        &self,
+        ty: ObjectType,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<String>, bool) {
+        let kind = match ty {
+            ObjectType::User => crate::engine::NodeKind::User,
+            ObjectType::Group => crate::engine::NodeKind::Group,
+            ObjectType::ServiceAccount => crate::engine::NodeKind::ServiceAccount,
+            _ => return (vec![], false),
+        };
+        let fb = &self.facts;
+        let limit = limit.max(1);
+        let mut heap: std::collections::BinaryHeap<&str> = std::collections::BinaryHeap::new();
+        for n in fb.nodes_unsorted(kind) {
+            let Some((_, id)) = fb.node_name(n).split_once(':') else { continue };
+            if !id.starts_with(prefix) || after.is_some_and(|a| id <= a) {
+                continue;
+            }
+            if heap.len() <= limit {
+                heap.push(id);
+            } else if heap.peek().is_some_and(|top| id < *top) {
+                heap.pop();
+                heap.push(id);
+            }
+        }
+        let mut ids: Vec<String> = heap.into_sorted_vec().into_iter().map(str::to_string).collect();
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        (ids, more)
+    }
+
     /// Is the application defined?
     pub fn application_defined(&self, id: &str) -> bool {
         self.facts.app_id(id).is_some()

@@ -47,7 +47,7 @@ fn model_and_engine_import_no_outer_layer() {
         forbidden.push(format!("{f}::"));
         forbidden.push(format!("use {f}"));
     }
-    for layer in ["store", "service", "api", "policy", "query", "explain"] {
+    for layer in ["store", "service", "api", "ui", "policy", "query", "explain"] {
         forbidden.push(format!("crate::{layer}"));
     }
     let forbidden: Vec<&str> = forbidden.iter().map(String::as_str).collect();
@@ -65,4 +65,23 @@ fn the_api_goes_through_the_service() {
     let files = rs_files("api");
     assert!(files.len() >= 10, "found the API's files ({})", files.len());
     assert_none_used("API", &files, &["crate::store", "crate::engine", "fjall", ".store()"]);
+}
+
+/// The admin UI is the API layer in HTML: it reaches state through the
+/// service and the query/explain/policy layers (and the API's own helpers),
+/// never the store or the engine; and HTML stays in the UI.
+#[test]
+fn the_ui_goes_through_the_service_and_html_stays_in_it() {
+    let files = rs_files("ui");
+    assert!(files.len() >= 5, "found the UI's files ({})", files.len());
+    assert_none_used("UI", &files, &["crate::store", "crate::engine", "fjall", ".store()"]);
+    let mut inner = Vec::new();
+    for layer in ["model", "engine", "store", "service", "query", "explain", "policy", "api"] {
+        inner.extend(rs_files(layer));
+    }
+    // The API merges the UI's routes and keeps its sessions; nothing else
+    // below names it, and no layer but the UI renders HTML.
+    let (api, below): (Vec<_>, Vec<_>) = inner.into_iter().partition(|p| p.to_string_lossy().contains("/src/api/"));
+    assert_none_used("inner", &below, &["crate::ui", "maud", "text/html"]);
+    assert_none_used("API", &api, &["maud", "text/html"]);
 }

@@ -26,4 +26,6 @@ mod policy_validate;
 mod scim_api;
 mod scim_flows;
 mod scim_support;
+mod ui;
+mod ui_browser;
 mod worked_example;
