@@ -2,6 +2,7 @@
 //! binding conditions and request context. Pure data and parsing; no I/O.
 
 pub mod conditions;
+pub mod oidc;
 pub mod schema;
 mod tuple;
 
