@@ -627,9 +627,39 @@ pub enum OpOut {
     ScimTokenRevoked {
         id: String,
     },
+    /// An identity provider was created or changed (its settings hold no
+    /// secret), or deleted.
+    PutIdentityProvider {
+        name: String,
+        provider: crate::model::oidc::IdentityProvider,
+    },
+    DeleteIdentityProvider {
+        name: String,
+    },
+    /// The memberships of `user` owned by the provider's sync.
+    PutSyncedGroups {
+        provider: String,
+        user: String,
+        groups: Vec<String>,
+    },
+    DeleteSyncedGroups {
+        provider: String,
+        user: String,
+    },
 }
 
 impl OpOut {
+    /// The readable form of an identity provider change.
+    pub fn identity(c: crate::service::identity::IdentityChange) -> OpOut {
+        use crate::service::identity::IdentityChange as C;
+        match c {
+            C::PutProvider(name, p) => OpOut::PutIdentityProvider { name, provider: *p },
+            C::DeleteProvider(name) => OpOut::DeleteIdentityProvider { name },
+            C::PutSynced { provider, user, groups } => OpOut::PutSyncedGroups { provider, user, groups },
+            C::DeleteSynced { provider, user } => OpOut::DeleteSyncedGroups { provider, user },
+        }
+    }
+
     /// The readable form of a SCIM token change.
     pub fn scim_token(t: crate::service::scim_tokens::ScimTokenChange) -> OpOut {
         use crate::service::scim_tokens::ScimTokenChange;
