@@ -130,15 +130,22 @@ fn compute(
     app: &str,
     requested: Option<&[String]>,
     ctx: &Context,
+    groups: &[String],
 ) -> Result<TokenScope, ApiError> {
     let req: Option<Vec<&str>> = requested.map(|r| r.iter().map(String::as_str).collect());
-    Ok(query::token_scope(st.facts(), subject, app, req.as_deref(), ctx)?)
+    Ok(query::token_scope_with(st.facts(), subject, app, req.as_deref(), ctx, groups)?)
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TokenScopeIn {
-    subject: String,
+    /// Optional with an `id_token` (then it must be the token's user).
+    #[serde(default)]
+    subject: Option<String>,
+    /// An OIDC ID token: its user is the subject, its groups count for
+    /// this request only.
+    #[serde(default)]
+    id_token: Option<String>,
     #[serde(default)]
     application: Option<String>,
     #[serde(default)]
@@ -180,11 +187,12 @@ async fn token_scope(
     let requested = requested_scopes(req.requested_scope.as_deref())?;
     let ctx = req.context.unwrap_or_default().resolve(state.now());
     let tenant = state.tenant(&auth.tenant)?;
+    let who = super::identity::request_subject(&state, &auth.tenant, req.subject, req.id_token).await?;
     let st = tenant.read();
     let app = resolve_app(&st, req.application.as_deref(), req.resource.as_deref())?;
-    let ts = compute(&st, &req.subject, &app, requested.as_deref(), &ctx)?;
+    let ts = compute(&st, &who.subject, &app, requested.as_deref(), &ctx, &who.groups)?;
     Ok(axum::Json(TokenScopeOut {
-        subject: req.subject,
+        subject: who.subject,
         resource: resource_of(&state, &st, &auth.tenant, &app),
         application: app,
         client_id: req.client_id,
@@ -280,7 +288,7 @@ async fn mint(State(state): State<AppState>, auth: TenantWrite, Json(req): Json<
     let (app, ts) = {
         let st = tenant.read();
         let app = resolve_app(&st, req.application.as_deref(), req.resource.as_deref())?;
-        let ts = compute(&st, &subject.to_string(), &app, requested.as_deref(), &ctx)?;
+        let ts = compute(&st, &subject.to_string(), &app, requested.as_deref(), &ctx, &[])?;
         (app, ts)
     };
     if ts.granted.is_empty() {
@@ -567,7 +575,7 @@ async fn introspect(
         return inactive();
     }
     let ctx = Context { now, ip, mfa: rec.mfa.clone() };
-    let live = match compute(&st, &rec.subject, &rec.application, Some(&rec.scope), &ctx) {
+    let live = match compute(&st, &rec.subject, &rec.application, Some(&rec.scope), &ctx, &[]) {
         Ok(ts) => ts.granted,
         Err(e) => {
             tracing::warn!(tenant = %tenant.name, error = %e.message, "introspection could not be evaluated");

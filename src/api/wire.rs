@@ -135,7 +135,13 @@ impl ContextIn {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRequest {
-    pub subject: String,
+    /// Optional with an `id_token` (then it must be the token's user).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// An OIDC ID token: verified; its user is the subject and its groups
+    /// count as direct memberships for this request only.
+    #[serde(default)]
+    pub id_token: Option<String>,
     pub application: String,
     pub scope: String,
     #[serde(default, deserialize_with = "object")]
@@ -164,7 +170,11 @@ pub struct CheckResponse {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchCheckItem {
-    pub subject: String,
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// As on `/check`; the batch's `id_token` when absent.
+    #[serde(default)]
+    pub id_token: Option<String>,
     pub application: String,
     pub scope: String,
     #[serde(default, deserialize_with = "object")]
@@ -175,6 +185,9 @@ pub struct BatchCheckItem {
 #[serde(deny_unknown_fields)]
 pub struct BatchCheckRequest {
     pub checks: Vec<BatchCheckItem>,
+    /// The ID token of every check that names none.
+    #[serde(default)]
+    pub id_token: Option<String>,
     #[serde(default)]
     pub at_least: Option<Revision>,
 }
