@@ -434,3 +434,51 @@ async fn providers_are_validated_listed_deleted_and_survive_restart() {
     assert_eq!((r.status, r.json()["error"]["reason"].as_str()), (422, Some("wrong_issuer")));
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn policy_files_declare_identity_providers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(state(dir.path())).await;
+    let mut c = Client::connect(server.addr).await;
+    let acme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/acme.yaml")).unwrap();
+    let with = format!(
+        "{acme}\nidentity_providers:\n  okta:\n    issuer: {ISSUER}\n    audience: {AUDIENCE}\n    jwks_uri: https://idp.acme.example/keys\n    user_claim: email\n"
+    );
+    let base = c.clone();
+    let put = |text: String| {
+        let mut c = base.clone();
+        async move {
+            let r = c
+                .send("PUT", "/v1/tenants/acme/policy", &[("authorization", &format!("Bearer {ADMIN}")), ("content-type", "application/yaml")], text.as_bytes())
+                .await;
+            (r.status, r.text())
+        }
+    };
+    let (s, body) = put(with.clone()).await;
+    assert_eq!(s, 200, "{body}");
+    let got = c.get("/v1/tenants/acme/identity-providers/okta", READER).await;
+    assert_eq!((got.status, got.json()["user_claim"].clone()), (200, json!("email")));
+    let feed = c.get("/v1/tenants/acme/changes?since=0&limit=1000", READER).await.json();
+    let ops: Vec<Value> = feed["changes"].as_array().unwrap().iter().flat_map(|e| e["ops"].as_array().unwrap().clone()).collect();
+    assert!(ops.iter().any(|o| o["op"] == "put_identity_provider" && o["name"] == "okta"), "{ops:?}");
+    // Applying the same file again changes nothing; a file without the
+    // section leaves the provider alone.
+    let rev = c.get("/v1/tenants/acme/changes", READER).await.json()["revision"].clone();
+    assert_eq!(put(with.clone()).await.0, 200);
+    assert_eq!(put(acme.clone()).await.0, 200);
+    assert_eq!(c.get("/v1/tenants/acme/changes", READER).await.json()["revision"], rev);
+    assert_eq!(c.get("/v1/tenants/acme/identity-providers/okta", READER).await.status, 200);
+    // Validation names the problem.
+    let bad = format!("{acme}\nidentity_providers:\n  okta:\n    issuer: {ISSUER}\n    audiences: x\n    jwks_uri: https://idp/k\n");
+    let r = c
+        .json("POST", "/v1/policy/validate", READER, &json!({"files": [{"name": "bad.yaml", "content": bad}]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("unknown key `audiences`") && r.text().contains("did you mean `audience`"), "{}", r.text());
+    let bad = format!("{acme}\nidentity_providers:\n  okta: {{issuer: {ISSUER}, audience: x, jwks_uri: https://idp/k, algorithms: [HS256]}}\n");
+    let r = c
+        .json("POST", "/v1/policy/validate", READER, &json!({"files": [{"name": "bad.yaml", "content": bad}]}))
+        .await;
+    assert!(r.text().contains("`HS256` is not allowed"), "{}", r.text());
+    server.shutdown().await.unwrap();
+}

@@ -359,6 +359,7 @@ fn schema_matches_parser_keys() {
         ("ipCondition", IP_KEYS),
         ("assertion", ASSERTION_KEYS),
         ("owns", OWNS_KEYS),
+        ("identityProvider", IDENTITY_PROVIDER_KEYS),
     ] {
         assert_eq!(keys_of(&defs[def]), set(keys), "$defs.{def}");
         assert_eq!(defs[def]["additionalProperties"], false, "$defs.{def}");
