@@ -180,6 +180,15 @@ async fn a_token_group_allows_for_that_request_only() {
     assert_eq!(res[0]["decision"], "allow");
     assert_eq!(res[1]["error"]["code"], "invalid_request", "carol is not the token's dave");
     assert_eq!((res[2]["error"]["code"].as_str(), res[2]["error"]["reason"].as_str()), (Some("invalid_token"), Some("malformed")));
+    // AuthZEN: `context.id_token`.
+    let authzen = |ctx: Value| json!({"subject": {"type": "user", "id": "carol"}, "action": {"name": "pr:write"},
+                                       "resource": {"type": "application", "id": "github-mcp"}, "context": ctx});
+    let r = c.json("POST", "/v1/tenants/acme/access/v1/evaluation", READER, &authzen(json!({}))).await;
+    assert_eq!(r.json()["decision"], false);
+    let r = c.json("POST", "/v1/tenants/acme/access/v1/evaluation", READER, &authzen(json!({"id_token": token}))).await;
+    assert_eq!(r.json()["decision"], true, "{}", r.text());
+    let r = c.json("POST", "/v1/tenants/acme/access/v1/evaluation", READER, &authzen(json!({"id_token": dave}))).await;
+    assert_eq!(r.status, 422, "carol is not the token's dave");
     // Token scope.
     let ts = c
         .json("POST", "/v1/tenants/acme/token-scope", READER, &json!({"id_token": token, "application": "github-mcp"}))
