@@ -163,13 +163,18 @@ pub(super) struct Subject {
 
 /// Verifies `token` of `tenant` on the blocking pool: `user:<id>` and its groups.
 pub(super) async fn verify(state: &AppState, tenant: &str, token: String) -> Result<(String, Vec<String>), ApiError> {
+    verify_full(state, tenant, token).await.map(|v| (format!("user:{}", v.user), v.groups))
+}
+
+/// [`verify`], answering everything the token says.
+pub(super) async fn verify_full(
+    state: &AppState,
+    tenant: &str,
+    token: String,
+) -> Result<crate::model::oidc::VerifiedToken, ApiError> {
     let hf = Arc::clone(state.holdfast());
     let (tenant, now) = (tenant.to_string(), state.now());
-    blocking(move || {
-        let (_, v) = hf.verify_id_token(&tenant, None, &token, now)?;
-        Ok((format!("user:{}", v.user), v.groups))
-    })
-    .await
+    blocking(move || Ok(hf.verify_id_token(&tenant, None, &token, now)?.1)).await
 }
 
 /// Agrees a request's `subject` with its token's user: the token's user

@@ -219,7 +219,14 @@ enum Lifetime {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MintIn {
-    subject: String,
+    /// Optional with an `id_token` (then it must be the token's user).
+    #[serde(default)]
+    subject: Option<String>,
+    /// An OIDC ID token: its user is the subject; its groups count for the
+    /// minted token (at minting and at every introspection) and the token
+    /// expires no later than the ID token.
+    #[serde(default)]
+    id_token: Option<String>,
     #[serde(default)]
     application: Option<String>,
     #[serde(default)]
@@ -269,12 +276,20 @@ fn no_store(mut res: Response) -> Response {
 /// Mints an opaque access token for subject + application + client with the
 /// intersected scope. 403 `invalid_scope` when nothing can be granted.
 async fn mint(State(state): State<AppState>, auth: TenantWrite, Json(req): Json<MintIn>) -> Result<Response, ApiError> {
-    let subject = token_subject(&req.subject)?;
+    let verified = match req.id_token.clone() {
+        Some(t) => Some(super::identity::verify_full(&state, &auth.tenant, t).await?),
+        None => None,
+    };
+    let who = super::identity::agree(
+        req.subject.clone(),
+        verified.as_ref().map(|v| (format!("user:{}", v.user), v.groups.clone())),
+    )?;
+    let subject = token_subject(&who.subject)?;
     let client_id = req.client_id.trim().to_string();
     if client_id.is_empty() || client_id.len() > 255 || client_id.chars().any(|c| c.is_control()) {
         return Err(ApiError::invalid("`client_id` must be 1 to 255 printable characters"));
     }
-    let expires_in = lifetime(req.expires_in.as_ref())?;
+    let mut expires_in = lifetime(req.expires_in.as_ref())?;
     let requested = requested_scopes(req.requested_scope.as_deref())?;
     let context = req.context.unwrap_or_default();
     if context.now.is_some() {
@@ -283,12 +298,16 @@ async fn mint(State(state): State<AppState>, auth: TenantWrite, Json(req): Json<
         ));
     }
     let now = state.now();
+    if let Some(v) = &verified {
+        // Never outlive the ID token whose groups it carries.
+        expires_in = expires_in.min(u64::try_from(v.exp.0.saturating_sub(now.0)).unwrap_or(0).max(1));
+    }
     let ctx = context.resolve(now);
     let tenant = state.tenant(&auth.tenant)?;
     let (app, ts) = {
         let st = tenant.read();
         let app = resolve_app(&st, req.application.as_deref(), req.resource.as_deref())?;
-        let ts = compute(&st, &subject.to_string(), &app, requested.as_deref(), &ctx, &[])?;
+        let ts = compute(&st, &subject.to_string(), &app, requested.as_deref(), &ctx, &who.groups)?;
         (app, ts)
     };
     if ts.granted.is_empty() {
@@ -310,6 +329,7 @@ async fn mint(State(state): State<AppState>, auth: TenantWrite, Json(req): Json<
         iat: now,
         exp: Timestamp(now.0.saturating_add(expires_in as i64)),
         mfa: ctx.mfa.clone(),
+        groups: who.groups.clone(),
     };
     let revision =
         write_tokens(&state, &auth.tenant, &auth.caller.name, vec![TokenChange::Issue { digest, record }]).await?;
@@ -575,7 +595,7 @@ async fn introspect(
         return inactive();
     }
     let ctx = Context { now, ip, mfa: rec.mfa.clone() };
-    let live = match compute(&st, &rec.subject, &rec.application, Some(&rec.scope), &ctx, &[]) {
+    let live = match compute(&st, &rec.subject, &rec.application, Some(&rec.scope), &ctx, &rec.groups) {
         Ok(ts) => ts.granted,
         Err(e) => {
             tracing::warn!(tenant = %tenant.name, error = %e.message, "introspection could not be evaluated");

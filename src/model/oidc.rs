@@ -238,6 +238,8 @@ pub struct VerifiedToken {
     /// Claim values that named no group (not in `group_map`, or not a valid
     /// id), sorted.
     pub ignored: Vec<String>,
+    /// The token's `exp`.
+    pub exp: Timestamp,
 }
 
 impl std::fmt::Debug for VerifiedToken {
@@ -444,7 +446,12 @@ pub fn verify(
             None => ignored.insert(v.to_string()),
         };
     }
-    Ok(VerifiedToken { user, groups: groups.into_iter().collect(), ignored: ignored.into_iter().collect() })
+    Ok(VerifiedToken {
+        user,
+        groups: groups.into_iter().collect(),
+        ignored: ignored.into_iter().collect(),
+        exp: Timestamp(i64::try_from(exp).unwrap_or(i64::MAX)),
+    })
 }
 
 #[cfg(test)]

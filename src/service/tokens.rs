@@ -45,6 +45,11 @@ pub struct TokenRecord {
     /// conditions against it, so a `max_age` keeps counting from `auth_time`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mfa: Option<MfaContext>,
+    /// Minted with an OIDC ID token: its groups, which count (for this
+    /// token alone) as direct memberships of the subject at every
+    /// introspection, as they did at minting. Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// A client credential of an application (a resource server that
@@ -225,6 +230,7 @@ mod tests {
             iat: Timestamp(1),
             exp: Timestamp(3601),
             mfa: None,
+            groups: vec![],
         };
         let issue = TokenChange::Issue { digest: da.clone(), record };
         let op = encode(&issue);

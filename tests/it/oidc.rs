@@ -491,3 +491,37 @@ async fn policy_files_declare_identity_providers() {
     assert!(r.text().contains("`HS256` is not allowed"), "{}", r.text());
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_access_token_minted_with_an_id_token_carries_its_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mut c) = setup(dir.path(), inline_provider()).await;
+    let mut id_claims = claims("carol", &["engineering"]);
+    id_claims["exp"] = json!(now() + 120);
+    let id_token = rs256(&id_claims);
+    let r = c
+        .json("POST", "/v1/tenants/acme/tokens", WRITER, &json!({"id_token": id_token, "application": "github-mcp", "client_id": "claude", "requested_scope": "pr:write"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let minted = r.json();
+    assert_eq!(minted["scope"], "pr:write");
+    assert!(minted["expires_in"].as_u64().unwrap() <= 120, "capped at the ID token's exp: {minted}");
+    // Introspection evaluates with the token's groups again: still active.
+    let r = c.json("POST", "/v1/tenants/acme/applications/github-mcp/credentials", WRITER, &json!({})).await;
+    let cred = r.json();
+    let basic = format!(
+        "Basic {}",
+        super::api_support::b64(format!("{}:{}", cred["client_id"].as_str().unwrap(), cred["client_secret"].as_str().unwrap()).as_bytes())
+    );
+    let form = format!("token={}", minted["access_token"].as_str().unwrap());
+    let r = c
+        .send("POST", "/oauth2/introspect", &[("authorization", &basic), ("content-type", "application/x-www-form-urlencoded")], form.as_bytes())
+        .await;
+    assert_eq!((r.json()["active"].clone(), r.json()["scope"].clone(), r.json()["sub"].clone()), (json!(true), json!("pr:write"), json!("user:carol")), "{}", r.text());
+    // Without a token carol gets nothing there.
+    let r = c
+        .json("POST", "/v1/tenants/acme/tokens", WRITER, &json!({"subject": "user:carol", "application": "github-mcp", "client_id": "claude"}))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    server.shutdown().await.unwrap();
+}
