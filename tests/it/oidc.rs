@@ -525,3 +525,35 @@ async fn an_access_token_minted_with_an_id_token_carries_its_groups() {
     assert_eq!(r.status, 403, "{}", r.text());
     server.shutdown().await.unwrap();
 }
+
+/// The README's example: `examples/oidc/test-idp.json` and a token from
+/// `scripts/mint-id-token.sh` (openssl) work as the section says.
+#[tokio::test]
+async fn the_readme_test_idp_and_its_minting_script_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider: Value =
+        serde_json::from_str(include_str!("../../examples/oidc/test-idp.json")).unwrap();
+    assert_eq!(provider["jwks"]["keys"][0]["n"], jwk(RSA1, Algorithm::RS256, "r1")["n"], "the public half of rsa1.pem");
+    let server = Server::start(state(dir.path())).await;
+    let mut c = Client::connect(server.addr).await;
+    let r = c.json("PUT", "/v1/tenants/acme/identity-providers/test-idp", WRITER, &provider).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mint = |args: &[&str]| {
+        let out = std::process::Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mint-id-token.sh"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let token = mint(&["carol", "engineering"]);
+    let body = json!({"id_token": token, "application": PR_WRITE.0, "scope": PR_WRITE.1});
+    assert_eq!(check(&mut c, body).await["decision"], "allow");
+    let path = "/v1/tenants/acme/identity-providers/test-idp/sync";
+    let r = c.json("POST", path, WRITER, &json!({"token": token})).await;
+    assert_eq!(r.json()["added"], json!(["engineering"]), "{}", r.text());
+    let r = c.json("POST", path, WRITER, &json!({"token": mint(&["carol"])})).await;
+    assert_eq!(r.json()["removed"], json!(["engineering"]), "{}", r.text());
+    server.shutdown().await.unwrap();
+}
