@@ -233,8 +233,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&Body { error: Inner { code: self.code.as_str(), message: &self.message, reason: self.reason } })
-            .unwrap_or_else(|_| b"{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}".to_vec());
+        let body = serde_json::to_vec(&Body {
+            error: Inner { code: self.code.as_str(), message: &self.message, reason: self.reason },
+        })
+        .unwrap_or_else(|_| b"{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}".to_vec());
         let mut res =
             (self.code.status(), [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)
                 .into_response();

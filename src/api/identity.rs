@@ -68,11 +68,8 @@ async fn list(State(state): State<AppState>, auth: TenantRead) -> Result<axum::J
     let revision = state.visible(None)?;
     let t = state.tenant(&auth.tenant)?;
     let st = t.read();
-    let items = st
-        .identity()
-        .providers()
-        .map(|(name, p)| ProviderOut { name: name.clone(), provider: p.clone() })
-        .collect();
+    let items =
+        st.identity().providers().map(|(name, p)| ProviderOut { name: name.clone(), provider: p.clone() }).collect();
     Ok(axum::Json(Listing { items, revision }))
 }
 
@@ -140,8 +137,7 @@ async fn sync(
     state.tenant(&auth.tenant)?;
     let hf = Arc::clone(state.holdfast());
     let (tenant, now) = (auth.tenant.clone(), state.now());
-    let out: SyncOutcome =
-        blocking(move || Ok(hf.sync_identity(&tenant, &name, &body.token, now, now_ms())?)).await?;
+    let out: SyncOutcome = blocking(move || Ok(hf.sync_identity(&tenant, &name, &body.token, now, now_ms())?)).await?;
     Ok(axum::Json(SyncOut {
         user: out.user,
         added: out.added,

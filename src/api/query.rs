@@ -54,7 +54,8 @@ async fn check(
     let (outcome, trace) = if req.explain {
         let ex = blocking(move || {
             let st = tenant.read();
-            let mut ex = explain::explain_with(st.facts(), &who.subject, &req.application, &req.scope, &ctx, &who.groups)?;
+            let mut ex =
+                explain::explain_with(st.facts(), &who.subject, &req.application, &req.scope, &ctx, &who.groups)?;
             for b in ex.bindings.iter_mut().filter(|b| b.via.is_none()) {
                 b.via = identity::synced_via(&st, &b.path);
             }

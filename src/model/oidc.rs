@@ -180,9 +180,9 @@ pub fn parse_jwks(v: &Value) -> Result<JwkSet, String> {
         }
         let Ok(jwk) = serde_json::from_value::<Jwk>(k.clone()) else { continue };
         match jwk.algorithm {
-            AlgorithmParameters::RSA(_) | AlgorithmParameters::EllipticCurve(_) | AlgorithmParameters::OctetKeyPair(_) => {
-                out.push(jwk)
-            }
+            AlgorithmParameters::RSA(_)
+            | AlgorithmParameters::EllipticCurve(_)
+            | AlgorithmParameters::OctetKeyPair(_) => out.push(jwk),
             _ => {}
         }
     }
@@ -208,7 +208,9 @@ pub enum TokenError {
     Expired,
     #[error("the token is not valid yet")]
     NotYetValid,
-    #[error("the token's groups are not in it (`{0}` overage): configure the provider to emit the groups, or filter them")]
+    #[error(
+        "the token's groups are not in it (`{0}` overage): configure the provider to emit the groups, or filter them"
+    )]
     GroupsOverage(String),
 }
 
@@ -349,7 +351,10 @@ pub fn verify(
     let alg_text = b64_json(header, "header")?.get("alg").and_then(Value::as_str).unwrap_or("").to_string();
     let alg: Algorithm = alg_text.parse().map_err(|_| TokenError::AlgorithmNotAllowed(alg_text.clone()))?;
     if !family_matches(alg, jwk)
-        || jwk.common.key_algorithm.is_some_and(|ka| serde_json::to_value(ka).ok() != Some(Value::from(alg_text.as_str())))
+        || jwk
+            .common
+            .key_algorithm
+            .is_some_and(|ka| serde_json::to_value(ka).ok() != Some(Value::from(alg_text.as_str())))
     {
         return Err(TokenError::AlgorithmNotAllowed(format!("{alg_text} (key `{kid}` is for another algorithm)")));
     }
@@ -382,7 +387,9 @@ pub fn verify(
     }
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => provider.audience.contains(a),
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(|a| provider.audience.iter().any(|x| x == a)),
+        Some(Value::Array(list)) => {
+            list.iter().filter_map(Value::as_str).any(|a| provider.audience.iter().any(|x| x == a))
+        }
         _ => false,
     };
     if !aud_ok {
@@ -418,14 +425,10 @@ pub fn verify(
     let values: Vec<&str> = match claims.get(&provider.groups_claim) {
         None | Some(Value::Null) => vec![],
         Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(list)) => list
-            .iter()
-            .map(|v| v.as_str())
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| TokenError::Malformed(format!("`{}` holds a value that is not a string", provider.groups_claim)))?,
-        Some(_) => {
-            return Err(TokenError::Malformed(format!("`{}` is not a list of strings", provider.groups_claim)))
-        }
+        Some(Value::Array(list)) => list.iter().map(|v| v.as_str()).collect::<Option<Vec<_>>>().ok_or_else(|| {
+            TokenError::Malformed(format!("`{}` holds a value that is not a string", provider.groups_claim))
+        })?,
+        Some(_) => return Err(TokenError::Malformed(format!("`{}` is not a list of strings", provider.groups_claim))),
     };
     if values.len() > MAX_TOKEN_GROUPS {
         return Err(TokenError::Malformed(format!(
@@ -468,9 +471,11 @@ mod tests {
     const NOW: Timestamp = Timestamp(1_780_272_000);
 
     fn keys() -> JwkSet {
-        let mut a = Jwk::from_encoding_key(&EncodingKey::from_rsa_pem(RSA1.as_bytes()).unwrap(), Algorithm::RS256).unwrap();
+        let mut a =
+            Jwk::from_encoding_key(&EncodingKey::from_rsa_pem(RSA1.as_bytes()).unwrap(), Algorithm::RS256).unwrap();
         a.common.key_id = Some("r1".into());
-        let mut b = Jwk::from_encoding_key(&EncodingKey::from_ec_pem(EC1.as_bytes()).unwrap(), Algorithm::ES256).unwrap();
+        let mut b =
+            Jwk::from_encoding_key(&EncodingKey::from_ec_pem(EC1.as_bytes()).unwrap(), Algorithm::ES256).unwrap();
         b.common.key_id = Some("e1".into());
         JwkSet { keys: vec![a, b] }
     }
@@ -508,7 +513,10 @@ mod tests {
         p.validate("okta").unwrap();
         for (alg, kid) in [(Algorithm::RS256, "r1"), (Algorithm::ES256, "e1")] {
             let v = verify(&p, &keys(), &sign(alg, kid, &claims()), NOW).unwrap();
-            assert_eq!((v.user.as_str(), v.groups.clone(), v.ignored.clone()), ("alice", vec!["eng".to_string()], vec!["Domain Users".to_string()]));
+            assert_eq!(
+                (v.user.as_str(), v.groups.clone(), v.ignored.clone()),
+                ("alice", vec!["eng".to_string()], vec!["Domain Users".to_string()])
+            );
         }
         let mut mapped = p.clone();
         mapped.group_map = Some([("Domain Users".to_string(), "staff".to_string())].into());
@@ -549,9 +557,15 @@ mod tests {
         let unknown = sign(Algorithm::RS256, "nope", &claims());
         assert_eq!(verify(&p, &k, &unknown, NOW).unwrap_err().reason(), "unknown_key");
         // ES256 allowed, but the RSA key is named: refused.
-        assert_eq!(verify(&p, &k, &sign(Algorithm::ES256, "r1", &claims()), NOW).unwrap_err().reason(), "algorithm_not_allowed");
+        assert_eq!(
+            verify(&p, &k, &sign(Algorithm::ES256, "r1", &claims()), NOW).unwrap_err().reason(),
+            "algorithm_not_allowed"
+        );
         // PS256 is not in the provider's list.
-        assert_eq!(verify(&p, &k, &sign(Algorithm::PS256, "r1", &claims()), NOW).unwrap_err().reason(), "algorithm_not_allowed");
+        assert_eq!(
+            verify(&p, &k, &sign(Algorithm::PS256, "r1", &claims()), NOW).unwrap_err().reason(),
+            "algorithm_not_allowed"
+        );
         // A tampered payload.
         let t = sign(Algorithm::RS256, "r1", &claims());
         let parts: Vec<&str> = t.split('.').collect();

@@ -116,8 +116,10 @@ pub fn resolve_with_groups(
     if groups.is_empty() {
         return Ok(known.map(|s| (s, vec![])));
     }
-    let extra: Vec<NodeId> =
-        groups.iter().filter_map(|g| fb.node_id(&ObjectRef::new(crate::model::ObjectType::Group, g.as_str()))).collect();
+    let extra: Vec<NodeId> = groups
+        .iter()
+        .filter_map(|g| fb.node_id(&ObjectRef::new(crate::model::ObjectType::Group, g.as_str())))
+        .collect();
     let s = match known {
         Some(s) => s,
         None => ObjectRef::parse(subject).ok().and_then(|r| fb.node_id(&r)).unwrap_or(NodeId::REQUEST_ONLY),

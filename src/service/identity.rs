@@ -40,8 +40,15 @@ pub enum IdentityChange {
     PutProvider(String, Box<IdentityProvider>),
     DeleteProvider(String),
     /// The groups of `user` whose membership `provider`'s sync created.
-    PutSynced { provider: String, user: String, groups: Vec<String> },
-    DeleteSynced { provider: String, user: String },
+    PutSynced {
+        provider: String,
+        user: String,
+        groups: Vec<String>,
+    },
+    DeleteSynced {
+        provider: String,
+        user: String,
+    },
 }
 
 impl IdentityChange {
@@ -94,7 +101,10 @@ impl IdentityIndex {
     /// The provider whose sync created `group:<group>#member@user:<user>`,
     /// if one did.
     pub fn membership_source(&self, group: &str, user: &str) -> Option<&str> {
-        self.providers.keys().find(|p| self.synced_groups(p, user).is_some_and(|g| g.contains(group))).map(|p| p.as_str())
+        self.providers
+            .keys()
+            .find(|p| self.synced_groups(p, user).is_some_and(|g| g.contains(group)))
+            .map(|p| p.as_str())
     }
 
     /// Users whose memberships `provider`'s sync owns, with the groups.
@@ -132,12 +142,16 @@ pub fn encode(c: &IdentityChange) -> Op {
             key: format!("{SYNCED_PREFIX}{provider}/{user}"),
             value: serde_json::to_vec(&SyncedValue { groups: groups.clone() }).unwrap_or_else(|_| b"{}".to_vec()),
         },
-        IdentityChange::DeleteSynced { provider, user } => Op::Delete { key: format!("{SYNCED_PREFIX}{provider}/{user}") },
+        IdentityChange::DeleteSynced { provider, user } => {
+            Op::Delete { key: format!("{SYNCED_PREFIX}{provider}/{user}") }
+        }
     }
 }
 
 fn synced_key(rest: &str) -> Result<(String, String), String> {
-    rest.split_once('/').map(|(p, u)| (p.to_string(), u.to_string())).ok_or_else(|| "expected `m/<provider>/<user>`".into())
+    rest.split_once('/')
+        .map(|(p, u)| (p.to_string(), u.to_string()))
+        .ok_or_else(|| "expected `m/<provider>/<user>`".into())
 }
 
 /// Decodes a stored identity record (`None`: not one).
@@ -194,9 +208,12 @@ struct Slot {
 /// Fetches a key set: (the set, its max age from `Cache-Control`).
 pub type Fetcher = fn(&str) -> Result<(serde_json::Value, Option<i64>), String>;
 
+/// (tenant, provider) → its slot, locked on its own while it fetches.
+type Slots = HashMap<(String, String), Arc<Mutex<Slot>>>;
+
 /// The key sets of every tenant's `jwks_uri` providers.
 pub struct JwksCache {
-    slots: Mutex<HashMap<(String, String), Arc<Mutex<Slot>>>>,
+    slots: Mutex<Slots>,
     fetch: Fetcher,
 }
 
@@ -355,8 +372,12 @@ impl Holdfast {
     ) -> Result<(String, VerifiedToken), IdentityError> {
         if token.len() > oidc::MAX_TOKEN_BYTES {
             // Refused before anything reads it.
-            return Err(TokenError::Malformed(format!("it is {} bytes (at most {})", token.len(), oidc::MAX_TOKEN_BYTES))
-                .into());
+            return Err(TokenError::Malformed(format!(
+                "it is {} bytes (at most {})",
+                token.len(),
+                oidc::MAX_TOKEN_BYTES
+            ))
+            .into());
         }
         let t = self.tenant(tenant).ok_or_else(|| IdentityError::UnknownTenant(tenant.to_string()))?;
         // The settings are copied out: no lock is held while keys are fetched.
@@ -365,11 +386,18 @@ impl Holdfast {
             match provider {
                 Some(name) => vec![(
                     name.to_string(),
-                    st.identity.provider(name).cloned().ok_or_else(|| IdentityError::UnknownProvider(name.to_string()))?,
+                    st.identity
+                        .provider(name)
+                        .cloned()
+                        .ok_or_else(|| IdentityError::UnknownProvider(name.to_string()))?,
                 )],
                 None => {
                     let iss = oidc::peek_issuer(token)?;
-                    st.identity.providers().filter(|(_, p)| p.issuer == iss).map(|(n, p)| (n.clone(), p.clone())).collect()
+                    st.identity
+                        .providers()
+                        .filter(|(_, p)| p.issuer == iss)
+                        .map(|(n, p)| (n.clone(), p.clone()))
+                        .collect()
                 }
             }
         };

@@ -150,9 +150,8 @@ async fn a_token_group_allows_for_that_request_only() {
     assert_eq!(c.get("/v1/tenants/acme/changes", READER).await.json()["next_since"], before);
     assert_eq!(check(&mut c, q(json!({"subject": "user:carol"}))).await["decision"], "deny");
     // The subject must be the token's user.
-    let r = c
-        .json("POST", "/v1/tenants/acme/check", READER, &q(json!({"subject": "user:bob", "id_token": token})))
-        .await;
+    let r =
+        c.json("POST", "/v1/tenants/acme/check", READER, &q(json!({"subject": "user:bob", "id_token": token}))).await;
     assert_eq!((r.status, r.json()["error"]["code"].as_str()), (422, Some("invalid_request")));
     // Explain tags the path.
     let ex = check(&mut c, q(json!({"id_token": token, "explain": true}))).await;
@@ -179,10 +178,15 @@ async fn a_token_group_allows_for_that_request_only() {
     let res = r.json()["results"].clone();
     assert_eq!(res[0]["decision"], "allow");
     assert_eq!(res[1]["error"]["code"], "invalid_request", "carol is not the token's dave");
-    assert_eq!((res[2]["error"]["code"].as_str(), res[2]["error"]["reason"].as_str()), (Some("invalid_token"), Some("malformed")));
+    assert_eq!(
+        (res[2]["error"]["code"].as_str(), res[2]["error"]["reason"].as_str()),
+        (Some("invalid_token"), Some("malformed"))
+    );
     // AuthZEN: `context.id_token`.
-    let authzen = |ctx: Value| json!({"subject": {"type": "user", "id": "carol"}, "action": {"name": "pr:write"},
-                                       "resource": {"type": "application", "id": "github-mcp"}, "context": ctx});
+    let authzen = |ctx: Value| {
+        json!({"subject": {"type": "user", "id": "carol"}, "action": {"name": "pr:write"},
+                                       "resource": {"type": "application", "id": "github-mcp"}, "context": ctx})
+    };
     let r = c.json("POST", "/v1/tenants/acme/access/v1/evaluation", READER, &authzen(json!({}))).await;
     assert_eq!(r.json()["decision"], false);
     let r = c.json("POST", "/v1/tenants/acme/access/v1/evaluation", READER, &authzen(json!({"id_token": token}))).await;
@@ -194,7 +198,10 @@ async fn a_token_group_allows_for_that_request_only() {
         .json("POST", "/v1/tenants/acme/token-scope", READER, &json!({"id_token": token, "application": "github-mcp"}))
         .await;
     assert_eq!(ts.status, 200, "{}", ts.text());
-    assert_eq!((ts.json()["subject"].clone(), ts.json()["scope"].clone()), (json!("user:carol"), json!("pr:read pr:write repo:read")));
+    assert_eq!(
+        (ts.json()["subject"].clone(), ts.json()["scope"].clone()),
+        (json!("user:carol"), json!("pr:read pr:write repo:read"))
+    );
     server.shutdown().await.unwrap();
 }
 
@@ -279,7 +286,11 @@ async fn sync_sets_exactly_the_providers_memberships() {
     assert_eq!(ops, ["write", "write", "put_synced_groups"]);
     // The membership is stored: carol may write PRs without a token, and
     // effective access names the source.
-    assert_eq!(check(&mut c, json!({"subject": "user:carol", "application": PR_WRITE.0, "scope": PR_WRITE.1})).await["decision"], "allow");
+    assert_eq!(
+        check(&mut c, json!({"subject": "user:carol", "application": PR_WRITE.0, "scope": PR_WRITE.1})).await
+            ["decision"],
+        "allow"
+    );
     let ea = c.get("/v1/tenants/acme/subjects/user:carol/effective-access", READER).await.json();
     let e = ea["entries"].as_array().unwrap().iter().find(|e| e["role"] == "pr-writer").unwrap().clone();
     assert_eq!((e["path"].clone(), e["via"].clone()), (json!(["user:carol", "group:engineering"]), json!("oidc:okta")));
@@ -291,19 +302,31 @@ async fn sync_sets_exactly_the_providers_memberships() {
     let out = sync(&mut c, &rs256(&claims("carol", &[]))).await;
     assert_eq!((out["added"].clone(), out["removed"].clone()), (json!([]), json!(["engineering", "ops"])));
     assert_eq!(direct_groups(&mut c, "carol").await, ["group:qa", "group:sre"]);
-    assert_eq!(check(&mut c, json!({"subject": "user:carol", "application": PR_WRITE.0, "scope": PR_WRITE.1})).await["decision"], "deny");
+    assert_eq!(
+        check(&mut c, json!({"subject": "user:carol", "application": PR_WRITE.0, "scope": PR_WRITE.1})).await
+            ["decision"],
+        "deny"
+    );
     // A bad token writes nothing.
-    let r = c
-        .json("POST", "/v1/tenants/acme/identity-providers/okta/sync", WRITER, &json!({"token": "a.b.c"}))
-        .await;
+    let r = c.json("POST", "/v1/tenants/acme/identity-providers/okta/sync", WRITER, &json!({"token": "a.b.c"})).await;
     assert_eq!((r.status, r.json()["error"]["reason"].as_str()), (422, Some("malformed")));
     let r = c
-        .json("POST", "/v1/tenants/acme/identity-providers/nope/sync", WRITER, &json!({"token": rs256(&claims("carol", &[]))}))
+        .json(
+            "POST",
+            "/v1/tenants/acme/identity-providers/nope/sync",
+            WRITER,
+            &json!({"token": rs256(&claims("carol", &[]))}),
+        )
         .await;
     assert_eq!(r.status, 404);
     // A reader cannot sync.
     let r = c
-        .json("POST", "/v1/tenants/acme/identity-providers/okta/sync", READER, &json!({"token": rs256(&claims("carol", &[]))}))
+        .json(
+            "POST",
+            "/v1/tenants/acme/identity-providers/okta/sync",
+            READER,
+            &json!({"token": rs256(&claims("carol", &[]))}),
+        )
         .await;
     assert_eq!(r.status, 403);
     server.shutdown().await.unwrap();
@@ -385,10 +408,19 @@ async fn every_failure_answers_invalid_token_with_its_reason() {
     ];
     for (reason, token) in cases {
         let r = c
-            .json("POST", "/v1/tenants/acme/check", READER, &json!({"id_token": token, "application": PR_WRITE.0, "scope": PR_WRITE.1}))
+            .json(
+                "POST",
+                "/v1/tenants/acme/check",
+                READER,
+                &json!({"id_token": token, "application": PR_WRITE.0, "scope": PR_WRITE.1}),
+            )
             .await;
         let e = r.json()["error"].clone();
-        assert_eq!((r.status, e["code"].as_str(), e["reason"].as_str()), (422, Some("invalid_token"), Some(reason)), "{e}");
+        assert_eq!(
+            (r.status, e["code"].as_str(), e["reason"].as_str()),
+            (422, Some("invalid_token"), Some(reason)),
+            "{e}"
+        );
         assert!(!e["message"].as_str().unwrap().contains(&token[..token.len().min(40)]), "the token is not echoed");
     }
     server.shutdown().await.unwrap();
@@ -401,9 +433,15 @@ async fn providers_are_validated_listed_deleted_and_survive_restart() {
     for (bad, what) in [
         (json!({"issuer": ISSUER, "audience": AUDIENCE}), "jwks"),
         (json!({"issuer": ISSUER, "audience": AUDIENCE, "jwks_uri": "http://idp.example/keys"}), "https"),
-        (json!({"issuer": ISSUER, "audience": AUDIENCE, "jwks_uri": "https://idp/k", "algorithms": ["HS256"]}), "HS256"),
+        (
+            json!({"issuer": ISSUER, "audience": AUDIENCE, "jwks_uri": "https://idp/k", "algorithms": ["HS256"]}),
+            "HS256",
+        ),
         (json!({"issuer": ISSUER, "audience": [], "jwks_uri": "https://idp/k"}), "audience"),
-        (json!({"issuer": ISSUER, "audience": "a", "jwks_uri": "https://idp/k", "group_map": {"x": "a b"}}), "group_map"),
+        (
+            json!({"issuer": ISSUER, "audience": "a", "jwks_uri": "https://idp/k", "group_map": {"x": "a b"}}),
+            "group_map",
+        ),
         (json!({"issuer": ISSUER, "audience": "a", "jwks_uri": "https://idp/k", "secret": "x"}), "secret"),
     ] {
         let r = c.json("PUT", "/v1/tenants/acme/identity-providers/bad", WRITER, &bad).await;
@@ -435,11 +473,25 @@ async fn providers_are_validated_listed_deleted_and_survive_restart() {
     assert_eq!(out["removed"], json!(["engineering"]));
     // Deleting okta removes the memberships its syncs created.
     sync(&mut c, &rs256(&claims("carol", &["engineering"]))).await;
-    let r = c.send("DELETE", "/v1/tenants/acme/identity-providers/okta", &[("authorization", &format!("Bearer {ADMIN}"))], b"").await;
+    let r = c
+        .send(
+            "DELETE",
+            "/v1/tenants/acme/identity-providers/okta",
+            &[("authorization", &format!("Bearer {ADMIN}"))],
+            b"",
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(direct_groups(&mut c, "carol").await, ["group:sre"]);
     assert_eq!(c.get("/v1/tenants/acme/identity-providers/okta", READER).await.status, 404);
-    let r = c.json("POST", "/v1/tenants/acme/check", READER, &json!({"id_token": rs256(&claims("carol", &[])), "application": "a", "scope": "b"})).await;
+    let r = c
+        .json(
+            "POST",
+            "/v1/tenants/acme/check",
+            READER,
+            &json!({"id_token": rs256(&claims("carol", &[])), "application": "a", "scope": "b"}),
+        )
+        .await;
     assert_eq!((r.status, r.json()["error"]["reason"].as_str()), (422, Some("wrong_issuer")));
     server.shutdown().await.unwrap();
 }
@@ -458,7 +510,12 @@ async fn policy_files_declare_identity_providers() {
         let mut c = base.clone();
         async move {
             let r = c
-                .send("PUT", "/v1/tenants/acme/policy", &[("authorization", &format!("Bearer {ADMIN}")), ("content-type", "application/yaml")], text.as_bytes())
+                .send(
+                    "PUT",
+                    "/v1/tenants/acme/policy",
+                    &[("authorization", &format!("Bearer {ADMIN}")), ("content-type", "application/yaml")],
+                    text.as_bytes(),
+                )
                 .await;
             (r.status, r.text())
         }
@@ -468,7 +525,8 @@ async fn policy_files_declare_identity_providers() {
     let got = c.get("/v1/tenants/acme/identity-providers/okta", READER).await;
     assert_eq!((got.status, got.json()["user_claim"].clone()), (200, json!("email")));
     let feed = c.get("/v1/tenants/acme/changes?since=0&limit=1000", READER).await.json();
-    let ops: Vec<Value> = feed["changes"].as_array().unwrap().iter().flat_map(|e| e["ops"].as_array().unwrap().clone()).collect();
+    let ops: Vec<Value> =
+        feed["changes"].as_array().unwrap().iter().flat_map(|e| e["ops"].as_array().unwrap().clone()).collect();
     assert!(ops.iter().any(|o| o["op"] == "put_identity_provider" && o["name"] == "okta"), "{ops:?}");
     // Applying the same file again changes nothing; a file without the
     // section leaves the provider alone.
@@ -478,16 +536,20 @@ async fn policy_files_declare_identity_providers() {
     assert_eq!(c.get("/v1/tenants/acme/changes", READER).await.json()["revision"], rev);
     assert_eq!(c.get("/v1/tenants/acme/identity-providers/okta", READER).await.status, 200);
     // Validation names the problem.
-    let bad = format!("{acme}\nidentity_providers:\n  okta:\n    issuer: {ISSUER}\n    audiences: x\n    jwks_uri: https://idp/k\n");
-    let r = c
-        .json("POST", "/v1/policy/validate", READER, &json!({"files": [{"name": "bad.yaml", "content": bad}]}))
-        .await;
+    let bad = format!(
+        "{acme}\nidentity_providers:\n  okta:\n    issuer: {ISSUER}\n    audiences: x\n    jwks_uri: https://idp/k\n"
+    );
+    let r =
+        c.json("POST", "/v1/policy/validate", READER, &json!({"files": [{"name": "bad.yaml", "content": bad}]})).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.text().contains("unknown key `audiences`") && r.text().contains("did you mean `audience`"), "{}", r.text());
+    assert!(
+        r.text().contains("unknown key `audiences`") && r.text().contains("did you mean `audience`"),
+        "{}",
+        r.text()
+    );
     let bad = format!("{acme}\nidentity_providers:\n  okta: {{issuer: {ISSUER}, audience: x, jwks_uri: https://idp/k, algorithms: [HS256]}}\n");
-    let r = c
-        .json("POST", "/v1/policy/validate", READER, &json!({"files": [{"name": "bad.yaml", "content": bad}]}))
-        .await;
+    let r =
+        c.json("POST", "/v1/policy/validate", READER, &json!({"files": [{"name": "bad.yaml", "content": bad}]})).await;
     assert!(r.text().contains("`HS256` is not allowed"), "{}", r.text());
     server.shutdown().await.unwrap();
 }
@@ -511,16 +573,33 @@ async fn an_access_token_minted_with_an_id_token_carries_its_groups() {
     let cred = r.json();
     let basic = format!(
         "Basic {}",
-        super::api_support::b64(format!("{}:{}", cred["client_id"].as_str().unwrap(), cred["client_secret"].as_str().unwrap()).as_bytes())
+        super::api_support::b64(
+            format!("{}:{}", cred["client_id"].as_str().unwrap(), cred["client_secret"].as_str().unwrap()).as_bytes()
+        )
     );
     let form = format!("token={}", minted["access_token"].as_str().unwrap());
     let r = c
-        .send("POST", "/oauth2/introspect", &[("authorization", &basic), ("content-type", "application/x-www-form-urlencoded")], form.as_bytes())
+        .send(
+            "POST",
+            "/oauth2/introspect",
+            &[("authorization", &basic), ("content-type", "application/x-www-form-urlencoded")],
+            form.as_bytes(),
+        )
         .await;
-    assert_eq!((r.json()["active"].clone(), r.json()["scope"].clone(), r.json()["sub"].clone()), (json!(true), json!("pr:write"), json!("user:carol")), "{}", r.text());
+    assert_eq!(
+        (r.json()["active"].clone(), r.json()["scope"].clone(), r.json()["sub"].clone()),
+        (json!(true), json!("pr:write"), json!("user:carol")),
+        "{}",
+        r.text()
+    );
     // Without a token carol gets nothing there.
     let r = c
-        .json("POST", "/v1/tenants/acme/tokens", WRITER, &json!({"subject": "user:carol", "application": "github-mcp", "client_id": "claude"}))
+        .json(
+            "POST",
+            "/v1/tenants/acme/tokens",
+            WRITER,
+            &json!({"subject": "user:carol", "application": "github-mcp", "client_id": "claude"}),
+        )
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
     server.shutdown().await.unwrap();
@@ -531,8 +610,7 @@ async fn an_access_token_minted_with_an_id_token_carries_its_groups() {
 #[tokio::test]
 async fn the_readme_test_idp_and_its_minting_script_work() {
     let dir = tempfile::tempdir().unwrap();
-    let provider: Value =
-        serde_json::from_str(include_str!("../../examples/oidc/test-idp.json")).unwrap();
+    let provider: Value = serde_json::from_str(include_str!("../../examples/oidc/test-idp.json")).unwrap();
     assert_eq!(provider["jwks"]["keys"][0]["n"], jwk(RSA1, Algorithm::RS256, "r1")["n"], "the public half of rsa1.pem");
     let server = Server::start(state(dir.path())).await;
     let mut c = Client::connect(server.addr).await;
