@@ -280,6 +280,15 @@ fn split(token: &str) -> Result<[&str; 3], TokenError> {
     }
 }
 
+/// Header values echoed in messages, cut short (they are the sender's text).
+fn shown(s: &str) -> String {
+    let mut t: String = s.chars().take(40).flat_map(char::escape_default).collect();
+    if s.chars().count() > 40 {
+        t.push('…');
+    }
+    t
+}
+
 /// The `iss` a token claims, unverified: only to choose which provider's
 /// keys verify it.
 pub fn peek_issuer(token: &str) -> Result<String, TokenError> {
@@ -316,7 +325,7 @@ pub fn token_key_id(provider: &IdentityProvider, token: &str) -> Result<String, 
         || !provider.algorithms.iter().any(|a| a == alg)
         || !SUPPORTED_ALGORITHMS.contains(&alg)
     {
-        return Err(TokenError::AlgorithmNotAllowed(alg.to_string()));
+        return Err(TokenError::AlgorithmNotAllowed(shown(alg)));
     }
     if h.crit.is_some() {
         return Err(TokenError::Malformed("the header names critical extensions (`crit`)".into()));
@@ -346,7 +355,9 @@ pub fn verify(
     now: Timestamp,
 ) -> Result<VerifiedToken, TokenError> {
     let kid = token_key_id(provider, token)?;
-    let jwk = keys.find(&kid).ok_or_else(|| TokenError::UnknownKey(format!("`kid` `{kid}` is not in its key set")))?;
+    let jwk = keys
+        .find(&kid)
+        .ok_or_else(|| TokenError::UnknownKey(format!("`kid` `{}` is not in its key set", shown(&kid))))?;
     let [header, _, _] = split(token)?;
     let alg_text = b64_json(header, "header")?.get("alg").and_then(Value::as_str).unwrap_or("").to_string();
     let alg: Algorithm = alg_text.parse().map_err(|_| TokenError::AlgorithmNotAllowed(alg_text.clone()))?;
