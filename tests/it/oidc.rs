@@ -267,17 +267,39 @@ async fn direct_groups(c: &mut Client, user: &str) -> Vec<String> {
 async fn sync_sets_exactly_the_providers_memberships() {
     let dir = tempfile::tempdir().unwrap();
     let (server, mut c) = setup(dir.path(), inline_provider()).await;
-    // carol: sre from the policy file; qa from the API.
+    // carol: sre from the policy file; qa from the API; on-call from SCIM.
     let r = c.json("PUT", "/v1/tenants/acme/groups/qa/members/user:carol", WRITER, &json!({})).await;
     assert!(r.status == 200 || r.status == 201, "{}", r.text());
-    assert_eq!(direct_groups(&mut c, "carol").await, ["group:qa", "group:sre"]);
-    let out = sync(&mut c, &rs256(&claims("carol", &["engineering", "sre", "ops", "not a group"]))).await;
+    let scim_token = c.json("POST", "/v1/tenants/acme/scim-tokens", ADMIN, &json!({})).await.json()["token"].clone();
+    let add = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": "carol"}]}]});
+    let r = c
+        .send(
+            "PATCH",
+            "/scim/v2/acme/Groups/on-call",
+            &[
+                ("authorization", &format!("Bearer {}", scim_token.as_str().unwrap())),
+                ("content-type", "application/scim+json"),
+            ],
+            add.to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(direct_groups(&mut c, "carol").await, ["group:on-call", "group:qa", "group:sre"]);
+    let out = sync(&mut c, &rs256(&claims("carol", &["engineering", "sre", "ops", "on-call", "not a group"]))).await;
     assert_eq!(out["user"], "user:carol");
-    assert_eq!(out["added"], json!(["engineering", "ops"]), "sre was already held through the policy file");
+    assert_eq!(
+        out["added"],
+        json!(["engineering", "ops"]),
+        "sre and on-call were already held through the policy file and SCIM"
+    );
     assert_eq!(out["removed"], json!([]));
     assert_eq!(out["ignored"], json!(["not a group"]));
     let rev = out["revision"].as_str().unwrap().to_string();
-    assert_eq!(direct_groups(&mut c, "carol").await, ["group:engineering", "group:ops", "group:qa", "group:sre"]);
+    assert_eq!(
+        direct_groups(&mut c, "carol").await,
+        ["group:engineering", "group:on-call", "group:ops", "group:qa", "group:sre"]
+    );
     // One atomic write in the change feed, by oidc:okta.
     let feed = c.get("/v1/tenants/acme/changes?since=0&limit=1000", READER).await.json();
     let entry = feed["changes"].as_array().unwrap().iter().find(|e| e["revision"] == rev.as_str()).unwrap().clone();
@@ -295,13 +317,13 @@ async fn sync_sets_exactly_the_providers_memberships() {
     let e = ea["entries"].as_array().unwrap().iter().find(|e| e["role"] == "pr-writer").unwrap().clone();
     assert_eq!((e["path"].clone(), e["via"].clone()), (json!(["user:carol", "group:engineering"]), json!("oidc:okta")));
     // The same token again changes nothing.
-    let again = sync(&mut c, &rs256(&claims("carol", &["engineering", "sre", "ops"]))).await;
+    let again = sync(&mut c, &rs256(&claims("carol", &["engineering", "sre", "ops", "on-call"]))).await;
     assert_eq!((again["added"].clone(), again["removed"].clone()), (json!([]), json!([])));
     assert_eq!(again["revision"].as_str(), Some(rev.as_str()));
-    // A token without engineering, ops, sre and qa: only the provider's go.
+    // A token without any group: only the provider's go.
     let out = sync(&mut c, &rs256(&claims("carol", &[]))).await;
     assert_eq!((out["added"].clone(), out["removed"].clone()), (json!([]), json!(["engineering", "ops"])));
-    assert_eq!(direct_groups(&mut c, "carol").await, ["group:qa", "group:sre"]);
+    assert_eq!(direct_groups(&mut c, "carol").await, ["group:on-call", "group:qa", "group:sre"]);
     assert_eq!(
         check(&mut c, json!({"subject": "user:carol", "application": PR_WRITE.0, "scope": PR_WRITE.1})).await
             ["decision"],
