@@ -33,6 +33,11 @@
 //! - A write is validated whole before anything is applied; the store commits
 //!   it in one batch; memory is updated under the tenant's write lock.
 //! - Time is a parameter of every query; nothing below the API reads a clock.
+//! - Groups from a verified OIDC ID token (`id_token` on a request) are
+//!   request-only `MemberEdge` facts of that one evaluation: nothing is
+//!   stored and such an evaluation neither reads nor fills the view cache.
+//!   Key sets are fetched by the service ([`service::identity`]), never by
+//!   the engine.
 #![deny(clippy::unwrap_used)]
 
 pub mod api;

@@ -313,15 +313,21 @@ impl Evaluation {
 
 /// The check behind one question; `Err(reason)` when it names no subject
 /// or resource of this tenant.
-fn check(st: &TenantState, q: &Question, ctx: &Context) -> Result<Result<query::CheckOutcome, &'static str>, ApiError> {
+/// `groups`: request-only groups of a verified ID token (none: empty).
+fn check(
+    st: &TenantState,
+    q: &Question,
+    ctx: &Context,
+    groups: &[String],
+) -> Result<Result<query::CheckOutcome, &'static str>, ApiError> {
     let Some(subject) = subject_ref(&q.subject.0, &q.subject.1) else { return Ok(Err("unknown_subject")) };
     let Some(app) = application_of(st, &q.resource.0, &q.resource.1) else { return Ok(Err("unknown_resource")) };
-    Ok(Ok(query::check(st.facts(), &subject, &app, &q.action, ctx)?))
+    Ok(Ok(query::check_with(st.facts(), &subject, &app, &q.action, ctx, groups)?))
 }
 
-fn decide(state: &AppState, st: &TenantState, q: &Question) -> Result<Evaluation, ApiError> {
+fn decide(state: &AppState, st: &TenantState, q: &Question, groups: &[String]) -> Result<Evaluation, ApiError> {
     let ctx = q.context.clone().resolve_with(state.now(), Some(q.attributes.clone()));
-    Ok(match check(st, q, &ctx)? {
+    Ok(match check(st, q, &ctx, groups)? {
         Err(reason) => Evaluation::deny(reason),
         Ok(o) => {
             state.metrics().decision(o.decision);
@@ -343,8 +349,19 @@ async fn evaluation(
     let body = body_object(&headers, &body)?;
     let q = complete(&partial(&body, "")?, &Partial::default()).map_err(bad)?;
     let tenant = state.tenant(&auth.tenant)?;
+    // Holdfast's extension: `context.id_token`, an OIDC ID token whose
+    // user must be the subject and whose groups count for this decision.
+    let groups = match body.get("context").and_then(|c| c.get("id_token")) {
+        None | Some(Value::Null) => vec![],
+        Some(Value::String(t)) => {
+            let subject = subject_ref(&q.subject.0, &q.subject.1);
+            let token = super::identity::verify(&state, &auth.tenant, t.clone()).await?;
+            super::identity::agree(Some(subject.unwrap_or_default()), Some(token))?.groups
+        }
+        Some(_) => return Err(bad("`context.id_token` must be a string")),
+    };
     let st = tenant.read();
-    decide(&state, &st, &q).map(axum::Json)
+    decide(&state, &st, &q, &groups).map(axum::Json)
 }
 
 /// §7.1.2.1: how a batch stops.
@@ -401,7 +418,7 @@ async fn evaluations(
         let q = complete(&defaults, &Partial::default()).map_err(bad)?;
         let tenant = state.tenant(&auth.tenant)?;
         let st = tenant.read();
-        return Ok(axum::Json(decide(&state, &st, &q)?).into_response());
+        return Ok(axum::Json(decide(&state, &st, &q, &[])?).into_response());
     }
     let max = state.config().max_batch_checks;
     if items.len() > max {
@@ -418,7 +435,7 @@ async fn evaluations(
         let mut out = Vec::with_capacity(items.len());
         for item in &items {
             let e = match complete(item, &defaults) {
-                Ok(q) => decide(&run_state, &st, &q)?,
+                Ok(q) => decide(&run_state, &st, &q, &[])?,
                 Err(m) => Evaluation::error(m),
             };
             let stop = match semantic {

@@ -26,6 +26,7 @@ fn op_out(change: Change) -> OpOut {
         Change::Reactivate(o) => OpOut::Reactivate { subject: o.to_string() },
         Change::Token(t) => OpOut::token(t),
         Change::ScimToken(t) => OpOut::scim_token(t),
+        Change::Identity(c) => OpOut::identity(c),
     }
 }
 

@@ -63,12 +63,14 @@ pub enum ErrorCode {
     MassRemoval,
     /// The change feed no longer holds changes that old (memory-only instances).
     ChangesTruncated,
+    /// An ID token failed verification (the error's `reason` says why).
+    InvalidToken,
     Internal,
     StorageError,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::BadJson,
         ErrorCode::InvalidParameter,
         ErrorCode::Unauthenticated,
@@ -95,6 +97,7 @@ impl ErrorCode {
         ErrorCode::InvalidConditions,
         ErrorCode::MassRemoval,
         ErrorCode::ChangesTruncated,
+        ErrorCode::InvalidToken,
         ErrorCode::Internal,
         ErrorCode::StorageError,
     ];
@@ -127,6 +130,7 @@ impl ErrorCode {
             ErrorCode::InvalidConditions => "invalid_conditions",
             ErrorCode::MassRemoval => "mass_removal",
             ErrorCode::ChangesTruncated => "changes_truncated",
+            ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::Internal => "internal",
             ErrorCode::StorageError => "storage_error",
         }
@@ -154,7 +158,8 @@ impl ErrorCode {
             | ErrorCode::UnknownApplication
             | ErrorCode::LimitExceeded
             | ErrorCode::InvalidConditions
-            | ErrorCode::InvalidPolicy => StatusCode::UNPROCESSABLE_ENTITY,
+            | ErrorCode::InvalidPolicy
+            | ErrorCode::InvalidToken => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::StorageError => StatusCode::SERVICE_UNAVAILABLE,
@@ -167,6 +172,8 @@ impl ErrorCode {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// A stable sub-code (`invalid_token`'s `reason`: `expired`...).
+    pub reason: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -178,11 +185,18 @@ struct Body<'a> {
 struct Inner<'a> {
     code: &'static str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError { code, message: message.into(), reason: None }
+    }
+
+    /// A 422 `invalid_token` with its `reason`.
+    pub fn invalid_token(e: &crate::model::oidc::TokenError) -> Self {
+        ApiError { code: ErrorCode::InvalidToken, message: e.to_string(), reason: Some(e.reason()) }
     }
 
     /// A 500 whose detail is logged and not returned.
@@ -209,14 +223,20 @@ impl ApiError {
 
     /// The JSON body, `{"error": {"code", "message"}}`.
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}})
+        let mut v = serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        if let Some(r) = self.reason {
+            v["error"]["reason"] = r.into();
+        }
+        v
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&Body { error: Inner { code: self.code.as_str(), message: &self.message } })
-            .unwrap_or_else(|_| b"{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}".to_vec());
+        let body = serde_json::to_vec(&Body {
+            error: Inner { code: self.code.as_str(), message: &self.message, reason: self.reason },
+        })
+        .unwrap_or_else(|_| b"{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}".to_vec());
         let mut res =
             (self.code.status(), [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)
                 .into_response();
@@ -243,6 +263,7 @@ impl From<WriteError> for ApiError {
             WriteError::InUse(..) => ErrorCode::InUse,
             WriteError::TooLarge(..) => ErrorCode::BatchTooLarge,
             WriteError::InvalidConditions { .. } => ErrorCode::InvalidConditions,
+            WriteError::IdentityProvider(_) => ErrorCode::InvalidRequest,
             WriteError::Store(_) => ErrorCode::StorageError,
         };
         ApiError::new(code, e.to_string())
@@ -432,6 +453,7 @@ mod tests {
                 ("invalid_conditions", 422),
                 ("mass_removal", 409),
                 ("changes_truncated", 410),
+                ("invalid_token", 422),
                 ("internal", 500),
                 ("storage_error", 503),
             ]

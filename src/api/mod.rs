@@ -13,6 +13,7 @@ mod authzen;
 mod changes;
 mod drain;
 pub mod error;
+mod identity;
 mod limit;
 mod metrics;
 mod oauth;
@@ -119,6 +120,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/tenants/{tenant}/access/v1/search/resource"),
     ("POST", "/v1/tenants/{tenant}/access/v1/search/action"),
     ("GET", "/.well-known/authzen-configuration/v1/tenants/{tenant}"),
+    ("GET", "/v1/tenants/{tenant}/identity-providers"),
+    ("GET", "/v1/tenants/{tenant}/identity-providers/{name}"),
+    ("PUT", "/v1/tenants/{tenant}/identity-providers/{name}"),
+    ("DELETE", "/v1/tenants/{tenant}/identity-providers/{name}"),
+    ("POST", "/v1/tenants/{tenant}/identity-providers/{name}/sync"),
 ];
 
 /// The issuer URL when none is configured.
@@ -306,6 +312,7 @@ pub fn router(state: AppState) -> Router {
         .merge(scim::routes())
         .merge(authzen::routes())
         .merge(ui)
+        .merge(identity::routes())
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -130,15 +130,22 @@ fn compute(
     app: &str,
     requested: Option<&[String]>,
     ctx: &Context,
+    groups: &[String],
 ) -> Result<TokenScope, ApiError> {
     let req: Option<Vec<&str>> = requested.map(|r| r.iter().map(String::as_str).collect());
-    Ok(query::token_scope(st.facts(), subject, app, req.as_deref(), ctx)?)
+    Ok(query::token_scope_with(st.facts(), subject, app, req.as_deref(), ctx, groups)?)
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TokenScopeIn {
-    subject: String,
+    /// Optional with an `id_token` (then it must be the token's user).
+    #[serde(default)]
+    subject: Option<String>,
+    /// An OIDC ID token: its user is the subject, its groups count for
+    /// this request only.
+    #[serde(default)]
+    id_token: Option<String>,
     #[serde(default)]
     application: Option<String>,
     #[serde(default)]
@@ -183,11 +190,12 @@ async fn token_scope(
     let requested = requested_scopes(req.requested_scope.as_deref())?;
     let ctx = req.context.unwrap_or_default().resolve_with(state.now(), req.attributes);
     let tenant = state.tenant(&auth.tenant)?;
+    let who = super::identity::request_subject(&state, &auth.tenant, req.subject, req.id_token).await?;
     let st = tenant.read();
     let app = resolve_app(&st, req.application.as_deref(), req.resource.as_deref())?;
-    let ts = compute(&st, &req.subject, &app, requested.as_deref(), &ctx)?;
+    let ts = compute(&st, &who.subject, &app, requested.as_deref(), &ctx, &who.groups)?;
     Ok(axum::Json(TokenScopeOut {
-        subject: req.subject,
+        subject: who.subject,
         resource: resource_of(&state, &st, &auth.tenant, &app),
         application: app,
         client_id: req.client_id,
@@ -214,7 +222,14 @@ enum Lifetime {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MintIn {
-    subject: String,
+    /// Optional with an `id_token` (then it must be the token's user).
+    #[serde(default)]
+    subject: Option<String>,
+    /// An OIDC ID token: its user is the subject; its groups count for the
+    /// minted token (at minting and at every introspection) and the token
+    /// expires no later than the ID token.
+    #[serde(default)]
+    id_token: Option<String>,
     #[serde(default)]
     application: Option<String>,
     #[serde(default)]
@@ -268,12 +283,20 @@ fn no_store(mut res: Response) -> Response {
 /// Mints an opaque access token for subject + application + client with the
 /// intersected scope. 403 `invalid_scope` when nothing can be granted.
 async fn mint(State(state): State<AppState>, auth: TenantWrite, Json(req): Json<MintIn>) -> Result<Response, ApiError> {
-    let subject = token_subject(&req.subject)?;
+    let verified = match req.id_token.clone() {
+        Some(t) => Some(super::identity::verify_full(&state, &auth.tenant, t).await?),
+        None => None,
+    };
+    let who = super::identity::agree(
+        req.subject.clone(),
+        verified.as_ref().map(|v| (format!("user:{}", v.user), v.groups.clone())),
+    )?;
+    let subject = token_subject(&who.subject)?;
     let client_id = req.client_id.trim().to_string();
     if client_id.is_empty() || client_id.len() > 255 || client_id.chars().any(|c| c.is_control()) {
         return Err(ApiError::invalid("`client_id` must be 1 to 255 printable characters"));
     }
-    let expires_in = lifetime(req.expires_in.as_ref())?;
+    let mut expires_in = lifetime(req.expires_in.as_ref())?;
     let requested = requested_scopes(req.requested_scope.as_deref())?;
     let context = req.context.unwrap_or_default();
     if context.now.is_some() {
@@ -282,12 +305,16 @@ async fn mint(State(state): State<AppState>, auth: TenantWrite, Json(req): Json<
         ));
     }
     let now = state.now();
+    if let Some(v) = &verified {
+        // Never outlive the ID token whose groups it carries.
+        expires_in = expires_in.min(u64::try_from(v.exp.0.saturating_sub(now.0)).unwrap_or(0).max(1));
+    }
     let ctx = context.resolve_with(now, req.attributes);
     let tenant = state.tenant(&auth.tenant)?;
     let (app, ts) = {
         let st = tenant.read();
         let app = resolve_app(&st, req.application.as_deref(), req.resource.as_deref())?;
-        let ts = compute(&st, &subject.to_string(), &app, requested.as_deref(), &ctx)?;
+        let ts = compute(&st, &subject.to_string(), &app, requested.as_deref(), &ctx, &who.groups)?;
         (app, ts)
     };
     if ts.granted.is_empty() {
@@ -310,6 +337,7 @@ async fn mint(State(state): State<AppState>, auth: TenantWrite, Json(req): Json<
         exp: Timestamp(now.0.saturating_add(expires_in as i64)),
         mfa: ctx.mfa.clone(),
         attributes: ctx.attributes.clone(),
+        groups: who.groups.clone(),
     };
     let revision =
         write_tokens(&state, &auth.tenant, &auth.caller.name, vec![TokenChange::Issue { digest, record }]).await?;
@@ -575,7 +603,7 @@ async fn introspect(
         return inactive();
     }
     let ctx = Context { now, ip, mfa: rec.mfa.clone(), attributes: rec.attributes.clone() };
-    let live = match compute(&st, &rec.subject, &rec.application, Some(&rec.scope), &ctx) {
+    let live = match compute(&st, &rec.subject, &rec.application, Some(&rec.scope), &ctx, &rec.groups) {
         Ok(ts) => ts.granted,
         Err(e) => {
             tracing::warn!(tenant = %tenant.name, error = %e.message, "introspection could not be evaluated");

@@ -14,7 +14,7 @@ use super::wire::{
     page_size, page_token, parse_page_token, AccessQuery, BatchCheckRequest, BatchCheckResponse, BatchResult,
     CheckRequest, CheckResponse, Revision, WhoQuery,
 };
-use super::AppState;
+use super::{identity, AppState};
 use crate::explain;
 use crate::model::Timestamp;
 use crate::query::{self, EffectiveAccess, StepUp, WhoEntry};
@@ -50,16 +50,22 @@ async fn check(
     let revision = state.visible(req.at_least)?;
     let tenant = state.tenant(&auth.tenant)?;
     let ctx = req.context.unwrap_or_default().resolve_with(state.now(), req.attributes);
+    let who = identity::request_subject(&state, &auth.tenant, req.subject, req.id_token).await?;
     let (outcome, trace) = if req.explain {
         let ex = blocking(move || {
             let st = tenant.read();
-            Ok(explain::explain(st.facts(), &req.subject, &req.application, &req.scope, &ctx)?)
+            let mut ex =
+                explain::explain_with(st.facts(), &who.subject, &req.application, &req.scope, &ctx, &who.groups)?;
+            for b in ex.bindings.iter_mut().filter(|b| b.via.is_none()) {
+                b.via = identity::synced_via(&st, &b.path);
+            }
+            Ok(ex)
         })
         .await?;
         (ex.outcome, Some(ex.bindings))
     } else {
         let st = tenant.read();
-        (query::check(st.facts(), &req.subject, &req.application, &req.scope, &ctx)?, None)
+        (query::check_with(st.facts(), &who.subject, &req.application, &req.scope, &ctx, &who.groups)?, None)
     };
     state.metrics().decision(outcome.decision);
     let challenge = outcome.step_up.as_ref().and_then(step_up_challenge);
@@ -94,6 +100,18 @@ async fn check_batch(
     let tenant = state.tenant(&auth.tenant)?;
     let now = state.now();
     let inline = req.checks.len() <= INLINE_BATCH;
+    // Each distinct ID token is verified once, before any check runs.
+    let mut tokens: std::collections::BTreeMap<String, Result<(String, Vec<String>), ApiError>> = Default::default();
+    for t in req.checks.iter().filter_map(|c| c.id_token.as_ref()).chain(req.id_token.as_ref()) {
+        if !tokens.contains_key(t) {
+            let v = identity::verify(&state, &auth.tenant, t.clone()).await;
+            tokens.insert(t.clone(), v);
+        }
+    }
+    if let Some(Err(e)) = req.id_token.as_ref().and_then(|t| tokens.get(t)) {
+        return Err(e.clone());
+    }
+    let batch_token = req.id_token.clone();
     let metrics_state = state.clone();
     let run = move || {
         let st = tenant.read();
@@ -102,7 +120,16 @@ async fn check_batch(
             .into_iter()
             .map(|c| {
                 let ctx = c.context.unwrap_or_default().resolve_with(now, c.attributes);
-                match query::check(st.facts(), &c.subject, &c.application, &c.scope, &ctx) {
+                let token = match c.id_token.as_ref().or(batch_token.as_ref()).and_then(|t| tokens.get(t)) {
+                    None => None,
+                    Some(Ok(v)) => Some(v.clone()),
+                    Some(Err(e)) => return BatchResult::Error { error: e.body()["error"].take() },
+                };
+                let who = match identity::agree(c.subject, token) {
+                    Ok(w) => w,
+                    Err(e) => return BatchResult::Error { error: e.body()["error"].take() },
+                };
+                match query::check_with(st.facts(), &who.subject, &c.application, &c.scope, &ctx, &who.groups) {
                     Ok(o) => {
                         metrics_state.metrics().decision(o.decision);
                         BatchResult::Decision {
@@ -154,7 +181,12 @@ pub(crate) async fn access_of(
     let tenant = state.tenant(tenant)?;
     let access = blocking(move || {
         let st = tenant.read();
-        Ok(query::effective_access(st.facts(), &subject, now, include_expired)?)
+        let mut access = query::effective_access(st.facts(), &subject, now, include_expired)?;
+        // Memberships a provider's sync created show their source.
+        for e in access.entries.iter_mut().filter(|e| e.via.is_none()) {
+            e.via = identity::synced_via(&st, &e.path);
+        }
+        Ok(access)
     })
     .await?;
     Ok(AccessOut { access, revision })

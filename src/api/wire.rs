@@ -140,7 +140,13 @@ impl ContextIn {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRequest {
-    pub subject: String,
+    /// Optional with an `id_token` (then it must be the token's user).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// An OIDC ID token: verified; its user is the subject and its groups
+    /// count as direct memberships for this request only.
+    #[serde(default)]
+    pub id_token: Option<String>,
     pub application: String,
     pub scope: String,
     #[serde(default, deserialize_with = "object")]
@@ -172,7 +178,11 @@ pub struct CheckResponse {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchCheckItem {
-    pub subject: String,
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// As on `/check`; the batch's `id_token` when absent.
+    #[serde(default)]
+    pub id_token: Option<String>,
     pub application: String,
     pub scope: String,
     #[serde(default, deserialize_with = "object")]
@@ -185,6 +195,9 @@ pub struct BatchCheckItem {
 #[serde(deny_unknown_fields)]
 pub struct BatchCheckRequest {
     pub checks: Vec<BatchCheckItem>,
+    /// The ID token of every check that names none.
+    #[serde(default)]
+    pub id_token: Option<String>,
     #[serde(default)]
     pub at_least: Option<Revision>,
 }
@@ -637,9 +650,39 @@ pub enum OpOut {
     ScimTokenRevoked {
         id: String,
     },
+    /// An identity provider was created or changed (its settings hold no
+    /// secret), or deleted.
+    PutIdentityProvider {
+        name: String,
+        provider: crate::model::oidc::IdentityProvider,
+    },
+    DeleteIdentityProvider {
+        name: String,
+    },
+    /// The memberships of `user` owned by the provider's sync.
+    PutSyncedGroups {
+        provider: String,
+        user: String,
+        groups: Vec<String>,
+    },
+    DeleteSyncedGroups {
+        provider: String,
+        user: String,
+    },
 }
 
 impl OpOut {
+    /// The readable form of an identity provider change.
+    pub fn identity(c: crate::service::identity::IdentityChange) -> OpOut {
+        use crate::service::identity::IdentityChange as C;
+        match c {
+            C::PutProvider(name, p) => OpOut::PutIdentityProvider { name, provider: *p },
+            C::DeleteProvider(name) => OpOut::DeleteIdentityProvider { name },
+            C::PutSynced { provider, user, groups } => OpOut::PutSyncedGroups { provider, user, groups },
+            C::DeleteSynced { provider, user } => OpOut::DeleteSyncedGroups { provider, user },
+        }
+    }
+
     /// The readable form of a SCIM token change.
     pub fn scim_token(t: crate::service::scim_tokens::ScimTokenChange) -> OpOut {
         use crate::service::scim_tokens::ScimTokenChange;

@@ -28,6 +28,13 @@ id_type!(
 id_type!(ScopeId);
 id_type!(BindingId);
 
+impl NodeId {
+    /// A subject that exists only in one request (the user of an ID token
+    /// Holdfast has never stored): no stored membership, binding or
+    /// suspension names it; only the request's own memberships do.
+    pub const REQUEST_ONLY: NodeId = NodeId(u32::MAX);
+}
+
 impl AppId {
     pub const TENANT: AppId = AppId(u32::MAX);
     pub fn is_tenant(self) -> bool {

@@ -11,7 +11,11 @@
 //!   subjects it can affect (the transitive members of the node it touches);
 //!   role and application changes clear the cache;
 //! - the Rust code gathers facts and reads results; membership, holdings and
-//!   scopes are derived by the rules alone.
+//!   scopes are derived by the rules alone;
+//! - request-only memberships (the groups of a verified ID token) are extra
+//!   `MemberEdge(group, subject)` input facts of that one evaluation; a view
+//!   evaluated with them is never read from or stored in the cache (the
+//!   `_with` methods bypass it).
 
 mod cache;
 pub mod ids;
@@ -752,11 +756,39 @@ impl FactBase {
         self.view_scoped(s, ViewScope::App(app))
     }
 
+    /// [`FactBase::app_view`] with request-only memberships: `s` is also a
+    /// direct member of `extra` for this evaluation. With any, the cache is
+    /// bypassed (neither read nor filled).
+    pub fn app_view_with(&self, s: NodeId, app: AppId, extra: &[NodeId]) -> Result<Arc<SubjectView>, EngineError> {
+        if extra.is_empty() && s != NodeId::REQUEST_ONLY {
+            return self.app_view(s, app);
+        }
+        Ok(Arc::new(self.build_view(s, self.evaluate_scoped(s, ViewScope::App(app), None, extra)?)))
+    }
+
+    /// [`FactBase::view`] with request-only memberships (cache bypassed).
+    pub fn view_with(&self, s: NodeId, extra: &[NodeId]) -> Result<Arc<SubjectView>, EngineError> {
+        if extra.is_empty() && s != NodeId::REQUEST_ONLY {
+            return self.view(s);
+        }
+        Ok(Arc::new(self.build_view(s, self.evaluate_scoped(s, ViewScope::All, None, extra)?)))
+    }
+
+    /// [`FactBase::evaluate`] with request-only memberships.
+    pub fn evaluate_with(
+        &self,
+        s: NodeId,
+        query: Option<(AppId, ScopeId)>,
+        extra: &[NodeId],
+    ) -> Result<Derived, EngineError> {
+        self.evaluate_scoped(s, ViewScope::All, query, extra)
+    }
+
     fn view_scoped(&self, s: NodeId, scope: ViewScope) -> Result<Arc<SubjectView>, EngineError> {
         if let Some(v) = self.cache.get(s, scope) {
             return Ok(v);
         }
-        let v = Arc::new(self.build_view(s, self.evaluate_scoped(s, scope, None)?));
+        let v = Arc::new(self.build_view(s, self.evaluate_scoped(s, scope, None, &[])?));
         self.cache.insert(s, scope, v.clone());
         Ok(v)
     }
@@ -768,7 +800,7 @@ impl FactBase {
 
     /// The subject's view, always freshly evaluated (for tests and benches).
     pub fn view_uncached_scoped(&self, s: NodeId, scope: ViewScope) -> Result<SubjectView, EngineError> {
-        Ok(self.build_view(s, self.evaluate_scoped(s, scope, None)?))
+        Ok(self.build_view(s, self.evaluate_scoped(s, scope, None, &[])?))
     }
 
     /// Subjects with a cached view.
@@ -779,7 +811,7 @@ impl FactBase {
     /// Runs the rules over the facts that concern `s`; with `query`, also
     /// derives the explain verdicts for that application and scope.
     pub fn evaluate(&self, s: NodeId, query: Option<(AppId, ScopeId)>) -> Result<Derived, EngineError> {
-        self.evaluate_scoped(s, ViewScope::All, query)
+        self.evaluate_scoped(s, ViewScope::All, query, &[])
     }
 
     fn evaluate_scoped(
@@ -787,8 +819,9 @@ impl FactBase {
         s: NodeId,
         scope: ViewScope,
         query: Option<(AppId, ScopeId)>,
+        extra: &[NodeId],
     ) -> Result<Derived, EngineError> {
-        let f = self.gather(s, scope, query.map(|(a, _)| a))?;
+        let f = self.gather(s, scope, query.map(|(a, _)| a), extra)?;
         macro_rules! feed {
             ($m:ident) => {{
                 use rules::$m as r;
@@ -839,7 +872,14 @@ impl FactBase {
     /// The facts that concern `s`: its upward membership closure, the
     /// bindings on it and on those groups, the roles and applications they
     /// name (every application when a tenant-wide binding is among them).
-    fn gather(&self, s: NodeId, scope: ViewScope, extra_app: Option<AppId>) -> Result<Facts, EngineError> {
+    /// `extra`: groups `s` is a direct member of for this evaluation only.
+    fn gather(
+        &self,
+        s: NodeId,
+        scope: ViewScope,
+        extra_app: Option<AppId>,
+        extra: &[NodeId],
+    ) -> Result<Facts, EngineError> {
         let mut f = Facts::default();
         let mut seen: FxHashSet<NodeId> = FxHashSet::default();
         seen.insert(s);
@@ -849,7 +889,8 @@ impl FactBase {
         let mut depth = 0;
         while !level.is_empty() {
             for &n in &level {
-                for &p in self.parents(n) {
+                let request_only = if n == s { extra } else { &[] };
+                for &p in self.parents(n).iter().chain(request_only) {
                     f.edges.push((p, n));
                     if seen.insert(p) {
                         if seen.len() > self.limits.max_groups {

@@ -160,3 +160,28 @@ fn unconditional_paths_are_open_and_a_conditions_change_invalidates() {
     fb.set_suspended(&user("alice"), true);
     assert!(!fb.app_view(alice, app).unwrap().entitlement(app, read).unwrap().open);
 }
+
+#[test]
+fn request_only_memberships_count_for_that_evaluation_and_bypass_the_cache() {
+    let mut fb = base();
+    // g1 ⊂ g0, the binding on g0; bob is stored in nothing.
+    fb.set_member(&group(0), &group(1), true);
+    fb.put_binding(&ObjectRef::new(ObjectType::Application, "app"), "reader", &group(0), Conditions::default());
+    fb.declare_node(&user("bob"), true);
+    let app = fb.app_id("app").unwrap();
+    let bob = fb.node_id(&user("bob")).unwrap();
+    let g1 = fb.node_id(&group(1)).unwrap();
+    assert!(scopes(&fb, &fb.app_view(bob, app).unwrap(), app).is_empty());
+    let cached = fb.cached_views();
+    let v = fb.app_view_with(bob, app, &[g1]).unwrap();
+    assert_eq!(scopes(&fb, &v, app), vec!["read"]);
+    let path: Vec<&str> = v.holds[0].path.iter().map(|&n| fb.node_name(n)).collect();
+    assert_eq!(path, vec!["user:bob", "group:g1", "group:g0"]);
+    assert_eq!(fb.cached_views(), cached, "a request-only view is not cached");
+    // The cached view of bob is still the stored truth.
+    assert!(scopes(&fb, &fb.app_view(bob, app).unwrap(), app).is_empty());
+    // A subject Holdfast never stored, known only from the request.
+    let v = fb.view_with(NodeId::REQUEST_ONLY, &[g1]).unwrap();
+    assert_eq!(scopes(&fb, &v, app), vec!["read"]);
+    assert!(fb.view_with(NodeId::REQUEST_ONLY, &[]).unwrap().holds.is_empty());
+}

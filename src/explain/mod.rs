@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::engine::{FactBase, Why};
+use crate::engine::{FactBase, NodeId, Why};
 use crate::model::conditions::Unmet;
 use crate::model::{AttributeTest, CondOutcome, Conditions, Context};
 use crate::query::{self, CheckOutcome, Decision, QueryError};
@@ -21,6 +21,11 @@ pub struct BindingTrace {
     pub application: Option<String>,
     pub origin: &'static str,
     pub path: Vec<String>,
+    /// `token` when the path enters its first group through the request's
+    /// ID token; `oidc:<provider>` when a provider's sync created that
+    /// membership.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     /// What the rules concluded: `grants`, `other_application`,
     /// `role_lacks_scope`, `scope_not_supported`, `subject_suspended`.
     pub verdict: &'static str,
@@ -106,6 +111,19 @@ pub fn explain(
     scope: &str,
     ctx: &Context,
 ) -> Result<Explanation, QueryError> {
+    explain_with(fb, subject, application, scope, ctx, &[])
+}
+
+/// [`explain`] with request-only groups (a verified ID token's); paths
+/// through them are tagged `via: token`.
+pub fn explain_with(
+    fb: &FactBase,
+    subject: &str,
+    application: &str,
+    scope: &str,
+    ctx: &Context,
+    groups: &[String],
+) -> Result<Explanation, QueryError> {
     let mut ex = Explanation {
         subject: subject.to_string(),
         application: application.to_string(),
@@ -113,7 +131,8 @@ pub fn explain(
         outcome: CheckOutcome { decision: Decision::Deny, reason: "no_binding", step_up: None, binding: None },
         bindings: vec![],
     };
-    let (Some(s), Some(app)) = (query::resolve_subject(fb, subject)?, fb.app_id(application)) else {
+    let (Some((s, extra)), Some(app)) = (query::resolve_with_groups(fb, subject, groups)?, fb.app_id(application))
+    else {
         // An unknown subject or application: the check's own answer
         // (`unknown_subject` / `unknown_application`).
         ex.outcome = query::check(fb, subject, application, scope, ctx)?;
@@ -121,8 +140,8 @@ pub fn explain(
     };
     // An unknown scope cannot be granted; explain against no scope id.
     let derived = match fb.scope_id(scope) {
-        Some(x) => fb.evaluate(s, Some((app, x)))?,
-        None => fb.evaluate(s, None)?,
+        Some(x) => fb.evaluate_with(s, Some((app, x)), &extra)?,
+        None => fb.evaluate_with(s, None, &extra)?,
     };
     let mut verdicts: FxHashMap<_, Why> = FxHashMap::default();
     for &(b, w) in &derived.verdicts {
@@ -161,7 +180,12 @@ pub fn explain(
             role: fb.role_name(h.role).to_string(),
             application: (!h.resource.is_tenant()).then(|| fb.app_name(h.resource).to_string()),
             origin: h.origin.as_str(),
-            path: h.path.iter().map(|&n| fb.node_name(n).to_string()).collect(),
+            path: h
+                .path
+                .iter()
+                .map(|&n| if n == NodeId::REQUEST_ONLY { subject.to_string() } else { fb.node_name(n).to_string() })
+                .collect(),
+            via: query::via_request(fb, s, &extra, &h.path).map(str::to_string),
             verdict: verdict_code(why),
             conditions: (!rec.conditions.is_empty()).then(|| (*rec.conditions).clone()),
             condition_result,
@@ -208,7 +232,14 @@ impl Explanation {
         for (i, b) in self.bindings.iter().enumerate() {
             let last = i + 1 == n;
             let (head, pad) = if last { ("└── ", "      ") } else { ("├── ", "│     ") };
-            let _ = writeln!(out, "{head}{}  [{}]", b.binding, b.origin);
+            match &b.via {
+                Some(via) => {
+                    let _ = writeln!(out, "{head}{}  [{}, via {via}]", b.binding, b.origin);
+                }
+                None => {
+                    let _ = writeln!(out, "{head}{}  [{}]", b.binding, b.origin);
+                }
+            }
             let _ = writeln!(out, "{pad}path: {}", b.path.join(" → "));
             let on = b.application.as_deref().map_or("tenant-wide".to_string(), |a| format!("on application:{a}"));
             let line = match b.verdict {

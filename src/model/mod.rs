@@ -3,6 +3,7 @@
 
 pub mod attributes;
 pub mod conditions;
+pub mod oidc;
 pub mod schema;
 mod tuple;
 

@@ -19,6 +19,9 @@
 //!   from a directory, members added over the API — they are kept;
 //! - **users and service accounts** are declared (the file's attributes
 //!   set, other attributes kept) and never deleted;
+//! - **identity providers**: the file's are put (created or changed); an
+//!   apply never deletes one (delete it over the API, which also removes
+//!   the memberships its syncs created);
 //! - suspensions and tokens are not touched.
 //!
 //! Nothing here does I/O: [`plan`] is a function of two change lists, and
@@ -32,6 +35,7 @@ use serde::Serialize;
 use super::diff::{assertion_risks, diff_facts, Diff, DiffError, DiffOptions, Side};
 use super::{instantiate_changes, Policy};
 use crate::model::{Conditions, ObjectRef, ObjectType, Tuple};
+use crate::service::identity::IdentityChange;
 use crate::service::{Change, TenantState};
 
 /// Counts of one apply's batch.
@@ -61,6 +65,11 @@ pub fn snapshot(st: &TenantState) -> Vec<Change> {
     let mut out: Vec<Change> = st.objects().map(|(o, a)| Change::PutObject(o.clone(), a.clone())).collect();
     out.extend(st.tuples().into_iter().map(|(t, c)| Change::PutTuple(t, c)));
     out.extend(st.suspensions().map(|(o, s)| Change::Suspend(o.clone(), s.clone())));
+    out.extend(
+        st.identity()
+            .providers()
+            .map(|(n, p)| Change::Identity(IdentityChange::PutProvider(n.clone(), Box::new(p.clone())))),
+    );
     out
 }
 
@@ -80,8 +89,12 @@ pub fn plan(current: &[Change], policy: &Policy) -> Plan {
     let mut cur_objects: BTreeMap<ObjectRef, serde_json::Value> = BTreeMap::new();
     let mut cur_tuples: BTreeMap<String, (Tuple, Option<Conditions>)> = BTreeMap::new();
     let mut suspensions = Vec::new();
+    let mut cur_providers: BTreeMap<&str, &Change> = BTreeMap::new();
     for c in current {
         match c {
+            Change::Identity(IdentityChange::PutProvider(n, _)) => {
+                cur_providers.insert(n, c);
+            }
             Change::PutObject(o, a) => {
                 cur_objects.insert(o.clone(), a.clone());
             }
@@ -189,9 +202,21 @@ pub fn plan(current: &[Change], policy: &Policy) -> Plan {
             after_tuples.insert(text.to_string(), (t.clone(), norm(c).cloned()));
         }
     }
+    // Identity providers: the file's put when new or changed, none deleted.
+    let mut after_providers: BTreeMap<&str, &Change> = cur_providers.clone();
+    for c in &policy.changes {
+        if let Change::Identity(IdentityChange::PutProvider(n, _)) = c {
+            if cur_providers.get(n.as_str()) != Some(&c) {
+                changes.push(c.clone());
+                summary.objects_put += 1;
+            }
+            after_providers.insert(n, c);
+        }
+    }
     let mut after: Vec<Change> = after_objects.into_iter().map(|(o, a)| Change::PutObject(o, a)).collect();
     after.extend(after_tuples.into_values().map(|(t, c)| Change::PutTuple(t, c)));
     after.extend(suspensions);
+    after.extend(after_providers.into_values().cloned());
     Plan { changes, after, summary }
 }
 

@@ -580,6 +580,7 @@ mod tests {
             scopes: vec!["a".into(), "b".into()],
             origin: "direct",
             path: vec![],
+            via: None,
             conditions: None,
             expires_at: None,
             status: "active",

@@ -406,6 +406,7 @@ fn change_key(c: &Change) -> String {
         Change::Reactivate(o) => format!("R {o}"),
         Change::Token(c) => format!("K {c:?}"),
         Change::ScimToken(c) => format!("C {c:?}"),
+        Change::Identity(c) => format!("I {c:?}"),
     }
 }
 
@@ -456,7 +457,8 @@ fn seeds(fb: &FactBase, c: &Change) -> Vec<NodeId> {
         Change::Suspend(o, _) | Change::Reactivate(o) => node(o),
         // Tokens carry no access of their own: what they may do is
         // re-intersected with the tenant at every introspection.
-        Change::Token(_) | Change::ScimToken(_) => vec![],
+        // Identity providers: their settings grant nothing by themselves.
+        Change::Token(_) | Change::ScimToken(_) | Change::Identity(_) => vec![],
     }
 }
 

@@ -23,8 +23,21 @@ use crate::model::{validate_id, AttributeTest, Attributes, Conditions, ObjectRef
 /// The tenant when the file does not name one.
 pub const DEFAULT_TENANT: &str = "default";
 
-pub const TOP_LEVEL_KEYS: &[&str] =
-    &["tenant", "owns", "applications", "roles", "users", "service_accounts", "groups", "bindings", "assertions"];
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "tenant",
+    "owns",
+    "applications",
+    "roles",
+    "users",
+    "service_accounts",
+    "groups",
+    "bindings",
+    "identity_providers",
+    "assertions",
+];
+/// Keys of an identity provider (`identity_providers.<name>`), as on the API.
+pub const IDENTITY_PROVIDER_KEYS: &[&str] =
+    &["issuer", "audience", "jwks", "jwks_uri", "groups_claim", "user_claim", "group_map", "algorithms"];
 /// Keys of `owns`: what an apply of the file may delete besides roles,
 /// applications, groups and bindings.
 pub const OWNS_KEYS: &[&str] = &["memberships"];
@@ -93,7 +106,16 @@ pub struct PolicyFile {
     pub service_accounts: Vec<SubjectDecl>,
     pub groups: Vec<GroupDecl>,
     pub bindings: Vec<BindingDecl>,
+    /// OIDC identity providers, by name.
+    pub identity_providers: Vec<IdentityProviderDecl>,
     pub assertions: Vec<AssertionDecl>,
+}
+
+/// `identity_providers.<name>`: an OIDC identity provider of the tenant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IdentityProviderDecl {
+    pub name: Spanned<String>,
+    pub provider: crate::model::oidc::IdentityProvider,
 }
 
 impl PolicyFile {
@@ -591,6 +613,13 @@ impl Checker {
                 None => self.wrong_type(n, "bindings", "a list of bindings"),
             }
         }
+        if let Some(n) = Self::section(&top, "identity_providers") {
+            for (name, entry) in self.id_map(n, "identity_providers", "identity provider") {
+                if let Some(p) = self.identity_provider(name, entry) {
+                    file.identity_providers.push(p);
+                }
+            }
+        }
         if let Some(n) = Self::section(&top, "assertions") {
             match n.as_seq() {
                 Some(items) => {
@@ -604,6 +633,25 @@ impl Checker {
             }
         }
         file
+    }
+
+    /// One identity provider: the API's shape, checked whole
+    /// ([`crate::model::oidc::IdentityProvider::validate`]).
+    fn identity_provider(&mut self, name: Spanned<String>, entry: &Node) -> Option<IdentityProviderDecl> {
+        let path = format!("identity_providers.{}", name.value);
+        self.fields(entry, &path, IDENTITY_PROVIDER_KEYS)?;
+        let provider: crate::model::oidc::IdentityProvider = match serde_json::from_value(entry.to_json()) {
+            Ok(p) => p,
+            Err(e) => {
+                self.err(codes::INVALID_VALUE, entry.span, format!("`{path}`: {e}"), None);
+                return None;
+            }
+        };
+        if let Err(e) = provider.validate(&name.value) {
+            self.err(codes::INVALID_VALUE, entry.span, format!("`{path}`: {e}"), None);
+            return None;
+        }
+        Some(IdentityProviderDecl { name, provider })
     }
 
     fn owns(&mut self, node: &Node) -> Owns {

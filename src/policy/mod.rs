@@ -338,6 +338,12 @@ pub fn to_changes(file: &PolicyFile) -> Vec<Change> {
         let cond = (!b.conditions.is_empty()).then(|| b.conditions.clone());
         out.push(Change::PutTuple(Tuple::new(object, &b.role.value, b.subject.value.clone()), cond));
     }
+    for p in &file.identity_providers {
+        out.push(Change::Identity(crate::service::identity::IdentityChange::PutProvider(
+            p.name.value.clone(),
+            Box::new(p.provider.clone()),
+        )));
+    }
     out
 }
 

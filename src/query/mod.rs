@@ -2,6 +2,11 @@
 //! can access, all read from the derived views of the engine. A denial is an
 //! answer ([`CheckOutcome`]), not an error; `Err` means the question could
 //! not be evaluated.
+//!
+//! The `_with` variants take request-only groups (from a verified ID
+//! token): the subject counts as a direct member of them for that one
+//! question, through the engine's request-only `MemberEdge` facts; such
+//! questions never read or fill the view cache.
 
 pub mod token;
 pub use token::*;
@@ -99,6 +104,37 @@ pub fn resolve_subject(fb: &FactBase, subject: &str) -> Result<Option<NodeId>, Q
     Ok(fb.node_id(&r).filter(|&n| fb.node_known(n)))
 }
 
+/// A subject and its request-only groups, resolved: `None` when the
+/// subject is unknown and the request brings no groups. A subject known
+/// only from the request is [`NodeId::REQUEST_ONLY`]; groups Holdfast has
+/// never seen are dropped (nothing is bound to them, nothing contains them).
+pub fn resolve_with_groups(
+    fb: &FactBase,
+    subject: &str,
+    groups: &[String],
+) -> Result<Option<(NodeId, Vec<NodeId>)>, QueryError> {
+    let known = resolve_subject(fb, subject)?;
+    if groups.is_empty() {
+        return Ok(known.map(|s| (s, vec![])));
+    }
+    let extra: Vec<NodeId> = groups
+        .iter()
+        .filter_map(|g| fb.node_id(&ObjectRef::new(crate::model::ObjectType::Group, g.as_str())))
+        .collect();
+    let s = match known {
+        Some(s) => s,
+        None => ObjectRef::parse(subject).ok().and_then(|r| fb.node_id(&r)).unwrap_or(NodeId::REQUEST_ONLY),
+    };
+    Ok(Some((s, extra)))
+}
+
+/// The tag of a hold whose path enters its first group through a
+/// request-only membership (`token`), if it does.
+pub fn via_request(fb: &FactBase, s: NodeId, extra: &[NodeId], path: &[NodeId]) -> Option<&'static str> {
+    let first = *path.get(1)?;
+    (extra.contains(&first) && !fb.parents(s).contains(&first)).then_some("token")
+}
+
 /// Outcome of one binding's conditions: satisfied, step-up or unmet.
 pub fn binding_outcome(fb: &FactBase, hold: &Hold, ctx: &Context) -> CondOutcome {
     match fb.binding(hold.binding) {
@@ -180,6 +216,18 @@ pub fn no_grant_reason(
     app: AppId,
     scope: Option<ScopeId>,
 ) -> Result<&'static str, QueryError> {
+    no_grant_reason_with(fb, s, view, app, scope, &[])
+}
+
+/// [`no_grant_reason`] with request-only groups.
+pub fn no_grant_reason_with(
+    fb: &FactBase,
+    s: NodeId,
+    view: &SubjectView,
+    app: AppId,
+    scope: Option<ScopeId>,
+    extra: &[NodeId],
+) -> Result<&'static str, QueryError> {
     let here = |res: AppId| res == app || res.is_tenant();
     if !view.holds.iter().any(|h| here(h.resource)) {
         return Ok("no_binding");
@@ -188,7 +236,7 @@ pub fn no_grant_reason(
     if let Some(r) = view.denials.get((app, x)) {
         return Ok(r);
     }
-    let derived = fb.evaluate(s, Some((app, x)))?;
+    let derived = fb.evaluate_with(s, Some((app, x)), extra)?;
     let reason = deny_reason(derived.verdicts.iter().map(|&(_, w)| w));
     view.denials.put((app, x), reason);
     Ok(reason)
@@ -224,6 +272,28 @@ pub fn check(
     check_ids(fb, s, app, fb.scope_id(scope), scope, ctx)
 }
 
+/// [`check`] with request-only groups (`groups`: group ids of a verified
+/// ID token); no groups is exactly [`check`].
+pub fn check_with(
+    fb: &FactBase,
+    subject: &str,
+    application: &str,
+    scope: &str,
+    ctx: &Context,
+    groups: &[String],
+) -> Result<CheckOutcome, QueryError> {
+    if groups.is_empty() {
+        return check(fb, subject, application, scope, ctx);
+    }
+    let Some((s, extra)) = resolve_with_groups(fb, subject, groups)? else {
+        return Ok(CheckOutcome::deny("unknown_subject"));
+    };
+    let Some(app) = fb.app_id(application) else {
+        return Ok(CheckOutcome::deny("unknown_application"));
+    };
+    check_ids_with(fb, s, app, fb.scope_id(scope), scope, ctx, &extra)
+}
+
 /// [`check`] on resolved ids (the hot path).
 pub fn check_ids(
     fb: &FactBase,
@@ -233,14 +303,27 @@ pub fn check_ids(
     scope_text: &str,
     ctx: &Context,
 ) -> Result<CheckOutcome, QueryError> {
-    let view = fb.app_view(s, app)?;
+    check_ids_with(fb, s, app, scope, scope_text, ctx, &[])
+}
+
+/// [`check_ids`] with request-only groups (the cache is bypassed then).
+pub fn check_ids_with(
+    fb: &FactBase,
+    s: NodeId,
+    app: AppId,
+    scope: Option<ScopeId>,
+    scope_text: &str,
+    ctx: &Context,
+    extra: &[NodeId],
+) -> Result<CheckOutcome, QueryError> {
+    let view = fb.app_view_with(s, app, extra)?;
     let entries = match scope.and_then(|x| view.entitlement(app, x)) {
         // A usable path with no conditions: allowed in any context.
         Some(e) if e.open => {
             return Ok(CheckOutcome { decision: Decision::Allow, reason: "granted", step_up: None, binding: None });
         }
         Some(e) if !e.is_empty() => e,
-        _ => return Ok(CheckOutcome::deny(no_grant_reason(fb, s, &view, app, scope)?)),
+        _ => return Ok(CheckOutcome::deny(no_grant_reason_with(fb, s, &view, app, scope, extra)?)),
     };
     // Fast path: the first usable, satisfied binding decides.
     let mut paths = Vec::new();
@@ -277,6 +360,11 @@ pub struct AccessEntry {
     pub scopes: Vec<String>,
     pub origin: &'static str,
     pub path: Vec<String>,
+    /// How the path enters its first group when that is not an ordinary
+    /// stored membership: `token` (the request's ID token) or
+    /// `oidc:<provider>` (a provider's sync created it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     pub conditions: Option<Conditions>,
     pub expires_at: Option<Timestamp>,
     /// `active`, `expired`, `not_yet_valid` or `suspended`.
@@ -298,10 +386,22 @@ pub fn effective_access(
     now: Timestamp,
     include_expired: bool,
 ) -> Result<EffectiveAccess, QueryError> {
-    let Some(s) = resolve_subject(fb, subject)? else {
+    effective_access_with(fb, subject, now, include_expired, &[])
+}
+
+/// [`effective_access`] with request-only groups; holds through them are
+/// tagged `via: token`.
+pub fn effective_access_with(
+    fb: &FactBase,
+    subject: &str,
+    now: Timestamp,
+    include_expired: bool,
+    groups: &[String],
+) -> Result<EffectiveAccess, QueryError> {
+    let Some((s, extra)) = resolve_with_groups(fb, subject, groups)? else {
         return Ok(EffectiveAccess { subject: subject.to_string(), status: "unknown", entries: vec![] });
     };
-    let view = fb.view(s)?;
+    let view = fb.view_with(s, &extra)?;
     let suspended = fb.is_suspended(s);
     let mut scopes_of: Vec<Vec<ScopeId>> = vec![Vec::new(); view.holds.len()];
     for (&(_, x), entries) in &view.entitled {
@@ -325,11 +425,18 @@ pub fn effective_access(
         if status == "expired" && !include_expired {
             continue;
         }
-        entries.push(entry(fb, h, &scopes_of[i], c, status));
+        let mut e = entry(fb, h, &scopes_of[i], c, status);
+        e.via = via_request(fb, s, &extra, &h.path).map(str::to_string);
+        if s == NodeId::REQUEST_ONLY {
+            if let Some(first) = e.path.first_mut() {
+                *first = subject.to_string();
+            }
+        }
+        entries.push(e);
     }
     entries.sort_by(|a, b| a.binding.cmp(&b.binding));
     Ok(EffectiveAccess {
-        subject: fb.node_name(s).to_string(),
+        subject: if s == NodeId::REQUEST_ONLY { subject.to_string() } else { fb.node_name(s).to_string() },
         status: if suspended { "suspended" } else { "active" },
         entries,
     })
@@ -346,6 +453,7 @@ fn entry(fb: &FactBase, h: &Hold, scopes: &[ScopeId], c: &Conditions, status: &'
         scopes: names,
         origin: h.origin.as_str(),
         path: h.path.iter().map(|&n| fb.node_name(n).to_string()).collect(),
+        via: None,
         conditions: (!c.is_empty()).then(|| c.clone()),
         expires_at: c.expires_at,
         status,

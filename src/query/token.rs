@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::{check, resolve_subject, Decision, QueryError};
+use super::{check_with, resolve_with_groups, Decision, QueryError};
 use crate::engine::FactBase;
 use crate::model::Context;
 
@@ -65,10 +65,22 @@ pub fn token_scope(
     requested: Option<&[&str]>,
     ctx: &Context,
 ) -> Result<TokenScope, QueryError> {
+    token_scope_with(fb, subject, application, requested, ctx, &[])
+}
+
+/// [`token_scope`] with request-only groups (a verified ID token's).
+pub fn token_scope_with(
+    fb: &FactBase,
+    subject: &str,
+    application: &str,
+    requested: Option<&[&str]>,
+    ctx: &Context,
+    groups: &[String],
+) -> Result<TokenScope, QueryError> {
     let app = fb.app_id(application);
     let scopes_supported: BTreeSet<String> =
         app.map(|a| fb.app_scopes(a).iter().map(|&x| fb.scope_name(x).to_string()).collect()).unwrap_or_default();
-    let entitled = entitled_scopes(fb, subject, application)?;
+    let entitled = entitled_scopes(fb, subject, application, groups)?;
     let requested: BTreeSet<String> = match requested {
         Some(list) => list.iter().map(|s| s.to_string()).collect(),
         None => entitled.clone(),
@@ -76,7 +88,7 @@ pub fn token_scope(
     let mut granted = Vec::new();
     let mut blocked = Vec::new();
     for scope in &requested {
-        let outcome = check(fb, subject, application, scope, ctx)?;
+        let outcome = check_with(fb, subject, application, scope, ctx, groups)?;
         if outcome.decision == Decision::Allow && scopes_supported.contains(scope) {
             granted.push(scope.clone());
         } else {
@@ -109,11 +121,16 @@ fn token_reason(check_reason: &'static str) -> &'static str {
 }
 
 /// Scopes with an `Entitled` fact for the subject on the application.
-fn entitled_scopes(fb: &FactBase, subject: &str, application: &str) -> Result<BTreeSet<String>, QueryError> {
-    let (Some(s), Some(app)) = (resolve_subject(fb, subject)?, fb.app_id(application)) else {
+fn entitled_scopes(
+    fb: &FactBase,
+    subject: &str,
+    application: &str,
+    groups: &[String],
+) -> Result<BTreeSet<String>, QueryError> {
+    let (Some((s, extra)), Some(app)) = (resolve_with_groups(fb, subject, groups)?, fb.app_id(application)) else {
         return Ok(BTreeSet::new());
     };
-    let view = fb.view(s)?;
+    let view = fb.view_with(s, &extra)?;
     Ok(view
         .entitled
         .iter()

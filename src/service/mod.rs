@@ -3,6 +3,7 @@
 //! one atomic batch (which assigns its revision) and only then applied to
 //! memory, under the tenant's write lock; readers see a consistent state.
 
+pub mod identity;
 mod read;
 mod records;
 pub mod scim_tokens;
@@ -43,6 +44,8 @@ pub enum Change {
     Token(TokenChange),
     /// A SCIM bearer token change.
     ScimToken(scim_tokens::ScimTokenChange),
+    /// An identity provider, or what its syncs own ([`identity`]).
+    Identity(identity::IdentityChange),
 }
 
 /// A condition on the current state that a batch requires.
@@ -80,6 +83,8 @@ pub enum WriteError {
     TooLarge(usize, usize),
     #[error("`{tuple}`: {error}")]
     InvalidConditions { tuple: String, error: crate::model::ConditionError },
+    #[error("{0}")]
+    IdentityProvider(crate::model::oidc::ProviderError),
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -155,6 +160,8 @@ pub struct TenantState {
     tokens: TokenIndex,
     /// SCIM bearer tokens of identity providers ([`scim_tokens`]).
     scim_tokens: scim_tokens::ScimTokenIndex,
+    /// OIDC identity providers and what their syncs own ([`identity`]).
+    identity: identity::IdentityIndex,
     /// Revision of the last write applied to this tenant.
     revision: u64,
 }
@@ -358,6 +365,7 @@ impl TenantState {
             }
             Change::Token(c) => self.tokens.apply(c),
             Change::ScimToken(c) => self.scim_tokens.apply(c),
+            Change::Identity(c) => self.identity.apply(c),
         }
     }
 
@@ -429,6 +437,7 @@ impl TenantState {
                 Change::DeleteTuple(t) => {
                     schema.validate(t, |_| true)?;
                 }
+                Change::Identity(c) => c.validate()?,
                 Change::DeleteObject(o) if matches!(o.ty, ObjectType::Role | ObjectType::Application) => {
                     let left = self.bindings_using(o).into_iter().filter(|b| !deleted.contains(b)).count();
                     if left > 0 {
@@ -496,6 +505,8 @@ pub struct Holdfast {
     /// The change feed of a memory-only instance (with a store, the store's
     /// change log is the feed).
     memory_log: std::sync::Mutex<MemoryLog>,
+    /// Key sets of identity providers with a `jwks_uri` ([`identity`]).
+    jwks: identity::JwksCache,
 }
 
 impl Holdfast {
@@ -508,6 +519,7 @@ impl Holdfast {
             limits: Limits::default(),
             clients: RwLock::default(),
             memory_log: Default::default(),
+            jwks: Default::default(),
         }
     }
 

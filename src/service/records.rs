@@ -9,7 +9,9 @@
 //!
 //! Tokens (`x/<sha256 hex>`) and client credentials (`c/<client_id>`) are
 //! records of the tenant too; [`super::tokens`] owns their layout. SCIM
-//! tokens (`k/<id>`) likewise, owned by [`super::scim_tokens`].
+//! tokens (`k/<id>`) likewise, owned by [`super::scim_tokens`]; identity
+//! providers (`p/<name>`) and what their syncs own (`m/<provider>/<user>`)
+//! by [`super::identity`].
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +48,7 @@ pub fn encode_change(c: &Change) -> Op {
         Change::Reactivate(o) => Op::Delete { key: format!("s/{o}") },
         Change::Token(c) => super::tokens::encode(c),
         Change::ScimToken(c) => super::scim_tokens::encode(c),
+        Change::Identity(c) => super::identity::encode(c),
     }
 }
 
@@ -53,6 +56,9 @@ pub fn encode_change(c: &Change) -> Op {
 pub fn decode_record(key: &str, value: &[u8]) -> Result<Change, String> {
     if let Some(c) = super::scim_tokens::decode_record(key, value) {
         return c.map(Change::ScimToken);
+    }
+    if let Some(c) = super::identity::decode_record(key, value) {
+        return c.map(Change::Identity);
     }
     if let Some(c) = super::tokens::decode_record(key, value) {
         return c.map(Change::Token);
@@ -83,6 +89,9 @@ pub fn decode_record(key: &str, value: &[u8]) -> Result<Change, String> {
 pub fn decode_op(op: &Op) -> Result<Change, String> {
     if let Some(c) = super::scim_tokens::decode_op(op) {
         return c.map(Change::ScimToken);
+    }
+    if let Some(c) = super::identity::decode_op(op) {
+        return c.map(Change::Identity);
     }
     if let Some(c) = super::tokens::decode_op(op) {
         return c.map(Change::Token);

@@ -49,6 +49,11 @@ pub struct TokenRecord {
     /// conditions against them.
     #[serde(default, skip_serializing_if = "Attributes::is_empty")]
     pub attributes: Attributes,
+    /// Minted with an OIDC ID token: its groups, which count (for this
+    /// token alone) as direct memberships of the subject at every
+    /// introspection, as they did at minting. Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// A client credential of an application (a resource server that
@@ -230,6 +235,7 @@ mod tests {
             exp: Timestamp(3601),
             mfa: None,
             attributes: Attributes::default(),
+            groups: vec![],
         };
         let issue = TokenChange::Issue { digest: da.clone(), record };
         let op = encode(&issue);

@@ -16,6 +16,7 @@ use crate::api::error::blocking;
 use crate::api::resources::{app_out, role_out};
 use crate::api::AppState;
 use crate::query;
+use crate::service::identity::IdentityChange;
 use crate::service::{Change, ChangeEntry, TokenChange};
 
 pub fn routes() -> Router<AppState> {
@@ -179,6 +180,14 @@ fn describe(c: &Change) -> String {
         Change::Token(TokenChange::DeleteClient(_)) => "revoked application client credentials".into(),
         Change::Token(_) => "changed an access token".into(),
         Change::ScimToken(_) => "changed a SCIM token".into(),
+        Change::Identity(IdentityChange::PutProvider(name, _)) => format!("configured identity provider {name}"),
+        Change::Identity(IdentityChange::DeleteProvider(name)) => format!("removed identity provider {name}"),
+        Change::Identity(IdentityChange::PutSynced { provider, user, groups }) => {
+            format!("recorded {user}'s groups from {provider}: {}", groups.join(", "))
+        }
+        Change::Identity(IdentityChange::DeleteSynced { provider, user }) => {
+            format!("forgot {user}'s groups from {provider}")
+        }
     }
 }
 

@@ -550,6 +550,9 @@ pub fn reason_words(reason: &str) -> &'static str {
         "expired" => "the granting binding has expired",
         "not_yet_valid" => "the granting binding is not valid yet",
         "condition_unmet:ip" => "the client IP is outside the binding's allowed ranges",
+        "condition_unmet:attribute" => {
+            "an attribute the request gave (or did not give) fails the binding's attribute test"
+        }
         "step_up_required:mfa" => "multi-factor authentication is required (step up)",
         "satisfied" => "conditions hold",
         _ => "see the reason code",

@@ -18,6 +18,7 @@ mod hostile;
 mod isolation;
 mod layering;
 mod listing;
+mod oidc;
 mod one_door;
 mod policy_api;
 mod policy_assertions;

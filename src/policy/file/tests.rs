@@ -360,6 +360,7 @@ fn schema_matches_parser_keys() {
         ("attributeTest", crate::model::attributes::TEST_KEYS),
         ("assertion", ASSERTION_KEYS),
         ("owns", OWNS_KEYS),
+        ("identityProvider", IDENTITY_PROVIDER_KEYS),
     ] {
         assert_eq!(keys_of(&defs[def]), set(keys), "$defs.{def}");
         assert_eq!(defs[def]["additionalProperties"], false, "$defs.{def}");
