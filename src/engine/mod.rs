@@ -215,18 +215,18 @@ pub struct FactBase {
     tuple_count: usize,
     limits: Limits,
     cache: ViewCache,
-    /// [`FactBase::access_candidates`] per application, sorted by name;
-    /// dropped by every write that changes a membership, a binding's
-    /// existence or the set of applications.
+    /// [`FactBase::access_candidates`] per application (and scope), sorted
+    /// by name; dropped by every write that changes a membership, a
+    /// binding's existence, a role's scopes or an application.
     candidates: CandidateCache,
 }
 
 /// Who-can-access candidates per application (see [`FactBase::access_candidates`]).
 #[derive(Debug, Default)]
-struct CandidateCache(std::sync::Mutex<FxHashMap<AppId, Arc<[NodeId]>>>);
+struct CandidateCache(std::sync::Mutex<FxHashMap<(AppId, Option<ScopeId>), Arc<[NodeId]>>>);
 
 impl CandidateCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, FxHashMap<AppId, Arc<[NodeId]>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FxHashMap<(AppId, Option<ScopeId>), Arc<[NodeId]>>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -512,6 +512,7 @@ impl FactBase {
         self.tuple_count = self.tuple_count + ids.len() - old.min(self.tuple_count);
         self.role_scopes[r.idx()] = Some(ids);
         self.cache.clear();
+        self.candidates.clear();
         r
     }
 
@@ -522,6 +523,7 @@ impl FactBase {
         self.tuple_count -= n.min(self.tuple_count);
         self.role_scopes[r.idx()] = None;
         self.cache.clear();
+        self.candidates.clear();
         true
     }
 
@@ -533,6 +535,7 @@ impl FactBase {
         if changed {
             self.bump_tuples(present);
             self.cache.clear();
+            self.candidates.clear();
         }
         changed
     }
@@ -572,6 +575,7 @@ impl FactBase {
         if changed {
             self.bump_tuples(present);
             self.cache.clear();
+            self.candidates.clear();
         }
         changed
     }
@@ -865,6 +869,66 @@ impl FactBase {
         })
     }
 
+    /// Fills the cache with the application views of those of `subjects`
+    /// that have none, evaluated together in one run of the rules: every
+    /// derived relation is keyed by its subject, so the union of the
+    /// subjects' facts derives for each exactly what its own run would (a
+    /// subject's upward closure only follows edges whose member it reaches,
+    /// all of which its own facts hold). For listings that evaluate
+    /// thousands of subjects at once (who-can-access): one run instead of
+    /// one per subject.
+    pub fn prefetch_app_views(&self, subjects: &[NodeId], app: AppId) -> Result<(), EngineError> {
+        let scope = ViewScope::App(app);
+        let todo: Vec<NodeId> = subjects.iter().copied().filter(|&s| self.cache.get(s, scope).is_none()).collect();
+        if todo.len() < 2 {
+            return Ok(());
+        }
+        let mut edges: FxHashSet<(NodeId, NodeId)> = FxHashSet::default();
+        let mut bindings: FxHashSet<(BindingId, NodeId, RoleId, AppId)> = FxHashSet::default();
+        let mut grants: FxHashSet<(RoleId, ScopeId)> = FxHashSet::default();
+        let mut supports: FxHashSet<(AppId, ScopeId)> = FxHashSet::default();
+        let mut apps: FxHashSet<AppId> = FxHashSet::default();
+        let mut suspended = Vec::new();
+        for &s in &todo {
+            let f = self.gather(s, scope, None, &[])?;
+            edges.extend(f.edges);
+            bindings.extend(f.bindings);
+            grants.extend(f.grants);
+            supports.extend(f.supports);
+            apps.extend(f.apps);
+            if f.suspended {
+                suspended.push(s);
+            }
+        }
+        use rules::core as r;
+        let mut rt = r::Crepe::new();
+        rt.extend(todo.iter().map(|&s| r::Subject(s, self.node_kind(s))));
+        rt.extend(edges.into_iter().map(|(g, m)| r::MemberEdge(g, m)));
+        rt.extend(bindings.into_iter().map(|(b, n, role, res)| r::Binding(b, n, role, res)));
+        rt.extend(grants.into_iter().map(|(role, x)| r::Grants(role, x)));
+        rt.extend(supports.into_iter().map(|(a, x)| r::Supports(a, x)));
+        rt.extend(apps.into_iter().map(r::Application));
+        rt.extend(suspended.into_iter().map(r::Suspended));
+        let (reach, holds, entitled, granted) = rt.run_with_hasher::<rustc_hash::FxBuildHasher>();
+        let mut per: FxHashMap<NodeId, Derived> = todo.iter().map(|&s| (s, Derived::default())).collect();
+        for r::Reach(s, g, via) in reach {
+            per.entry(s).or_default().reach.push((via, g));
+        }
+        for r::Holds(s, role, a, b, o, n) in holds {
+            per.entry(s).or_default().holds.push((role, a, b, o, n));
+        }
+        for r::Entitled(s, a, x, b) in entitled {
+            per.entry(s).or_default().entitled.push((a, x, b));
+        }
+        for r::Granted(s, a, x, b) in granted {
+            per.entry(s).or_default().granted.insert((a, x, b));
+        }
+        for (s, d) in per {
+            self.cache.insert(s, scope, Arc::new(self.build_view(s, d)));
+        }
+        Ok(())
+    }
+
     fn limit(&self, s: NodeId, what: &'static str, limit: usize) -> EngineError {
         EngineError::LimitExceeded { subject: self.node_name(s).to_string(), what, limit }
     }
@@ -1029,23 +1093,29 @@ impl FactBase {
     /// Computed once per application and kept until a write changes a
     /// membership, a binding or the applications, so the pages of one
     /// answer do not each walk the graph again.
-    pub fn access_candidates(&self, app: AppId) -> Arc<[NodeId]> {
-        if let Some(c) = self.candidates.lock().get(&app) {
+    pub fn access_candidates(&self, app: AppId, scope: Option<ScopeId>) -> Arc<[NodeId]> {
+        if let Some(c) = self.candidates.lock().get(&(app, scope)) {
             return c.clone();
         }
-        let c: Arc<[NodeId]> = self.access_candidates_uncached(app).into();
-        self.candidates.lock().insert(app, c.clone());
+        let c: Arc<[NodeId]> = self.access_candidates_uncached(app, scope).into();
+        self.candidates.lock().insert((app, scope), c.clone());
         c
     }
 
-    /// [`FactBase::access_candidates`], always computed afresh.
-    pub fn access_candidates_uncached(&self, app: AppId) -> Vec<NodeId> {
+    /// [`FactBase::access_candidates`], always computed afresh. With a
+    /// scope, only bindings whose role grants it on an application that
+    /// supports it can entitle anyone to it (`Entitled` needs both), so
+    /// only those bindings' subjects and their members are candidates.
+    pub fn access_candidates_uncached(&self, app: AppId, scope: Option<ScopeId>) -> Vec<NodeId> {
         let mut seen: FxHashSet<NodeId> = FxHashSet::default();
         let mut out = Vec::new();
+        if scope.is_some_and(|x| !self.app_supports(app, x)) {
+            return out;
+        }
         for res in [app, AppId::TENANT] {
             for &b in self.bindings_of_resource(res) {
                 let Some(rec) = self.binding(b) else { continue };
-                if seen.contains(&rec.subject) {
+                if seen.contains(&rec.subject) || scope.is_some_and(|x| !self.role_grants(rec.role, x)) {
                     continue;
                 }
                 for n in self.descendants(rec.subject, usize::MAX) {

@@ -509,10 +509,18 @@ pub fn who_can_access(
     let mut entries = Vec::new();
     let mut subjects = 0;
     let mut next = None;
-    let candidates = fb.access_candidates(app);
+    let candidates = fb.access_candidates(app, scope_id);
     // Sorted by name: a page starts right after the last subject of the previous one.
     let start = after.map_or(0, |a| candidates.partition_point(|&s| fb.node_name(s) <= a));
-    for &s in &candidates[start..] {
+    // Views not cached yet are evaluated a block at a time, in one run of
+    // the rules per block.
+    const BLOCK: usize = 1024;
+    let mut prefetched = start;
+    for (i, &s) in candidates.iter().enumerate().skip(start) {
+        if i >= prefetched {
+            prefetched = (i + BLOCK.min(page_size + 1)).min(candidates.len());
+            fb.prefetch_app_views(&candidates[i..prefetched], app)?;
+        }
         let name = fb.node_name(s);
         if fb.is_suspended(s) {
             continue;

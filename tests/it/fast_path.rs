@@ -92,7 +92,7 @@ fn who_can_access_and_effective_access_equal_uncached_evaluations() {
     let t = hf.tenant("g").unwrap();
     let now = Timestamp(1_800_000_000);
     let mut rng = SmallRng::seed_from_u64(7);
-    for round in 0..3 {
+    for round in 0..4 {
         {
             let st = t.read();
             let fb = st.facts();
@@ -139,7 +139,8 @@ fn who_can_access_and_effective_access_equal_uncached_evaluations() {
                 assert_eq!(got, want, "round {round}: effective access of {name}");
             }
         }
-        // Writes between rounds: memberships in and out, then a binding.
+        // Writes between rounds: memberships in and out, then a binding,
+        // then scopes granted to roles (each alone changes who can access).
         let mut changes = Vec::new();
         for _ in 0..if round == 0 { 200 } else { 0 } {
             let (u, g) = (rng.random_range(0..shape.users), rng.random_range(0..shape.groups));
@@ -157,6 +158,28 @@ fn who_can_access_and_effective_access_equal_uncached_evaluations() {
         if round == 1 {
             changes
                 .push(Change::PutTuple(Tuple::parse(&format!("application:{app}#{role}@group:g{g}")).unwrap(), None));
+        }
+        if round == 2 {
+            // Roles bound on app0 now grant its first scopes: new candidates.
+            let (roles, scopes) = {
+                let st = t.read();
+                let fb = st.facts();
+                let a = fb.apps()[0];
+                let roles: Vec<String> = fb
+                    .bindings_of_resource(a)
+                    .iter()
+                    .filter_map(|&b| fb.binding(b))
+                    .map(|r| fb.role_name(r.role).to_string())
+                    .collect();
+                let scopes: Vec<String> =
+                    fb.app_scopes(a).iter().take(2).map(|&x| fb.scope_name(x).to_string()).collect();
+                (roles, scopes)
+            };
+            for r in roles.iter().take(3) {
+                for x in &scopes {
+                    changes.push(Change::PutTuple(Tuple::parse(&format!("role:{r}#grants@scope:{x}")).unwrap(), None));
+                }
+            }
         }
         hf.write("g", changes, &[], "test", 0).unwrap();
     }
