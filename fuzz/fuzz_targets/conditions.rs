@@ -18,7 +18,7 @@ fn contexts() -> Vec<Context> {
                 Some(MfaContext { present: true, auth_time: None }),
                 Some(MfaContext { present: true, auth_time: Some(Timestamp(now - 60)) }),
             ] {
-                out.push(Context { now: Timestamp(now), ip, mfa });
+                out.push(Context { ip, mfa, ..Context::at(Timestamp(now)) });
             }
         }
     }

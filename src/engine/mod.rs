@@ -223,10 +223,13 @@ pub struct FactBase {
 
 /// Who-can-access candidates per application (see [`FactBase::access_candidates`]).
 #[derive(Debug, Default)]
-struct CandidateCache(std::sync::Mutex<FxHashMap<(AppId, Option<ScopeId>), Arc<[NodeId]>>>);
+struct CandidateCache(std::sync::Mutex<Candidates>);
+
+/// Sorted candidates by (application, scope).
+type Candidates = FxHashMap<(AppId, Option<ScopeId>), Arc<[NodeId]>>;
 
 impl CandidateCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, FxHashMap<(AppId, Option<ScopeId>), Arc<[NodeId]>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Candidates> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 

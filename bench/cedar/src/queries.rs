@@ -52,7 +52,7 @@ pub fn read(path: &std::path::Path, limit: Option<usize>, now: Timestamp) -> Res
         }
         let l: Line = serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
         let ctx = match l.context {
-            Some(c) => Context { now: c.now.unwrap_or(now), ip: c.ip, mfa: c.mfa },
+            Some(c) => Context { now: c.now.unwrap_or(now), ip: c.ip, mfa: c.mfa, ..Context::at(now) },
             None => Context::at(now),
         };
         out.push(Query { subject: l.subject, application: l.application, scope: l.scope, ctx, expect: l.expect });
