@@ -181,6 +181,12 @@ pub fn to_policy_yaml(changes: &[Change], tenant: &str) -> String {
             _ => {}
         }
     }
+    // A tuple written twice is one binding (the later conditions win), and
+    // a policy file refuses a binding declared twice.
+    let mut seen = std::collections::HashSet::new();
+    bindings.reverse();
+    bindings.retain(|(t, _)| seen.insert(t.to_string()));
+    bindings.reverse();
     let mut y = String::new();
     let list = |v: &mut Vec<String>| {
         v.sort();

@@ -123,8 +123,9 @@ impl Source {
         let (hf, tenant) = match (&self.policy, &self.data) {
             (Some(p), _) => {
                 let pol = policy::load(p).map_err(|e| e.to_string())?;
-                let hf = policy::instantiate(&pol).map_err(|e| format!("{}: {e}", p.display()))?;
-                (hf, self.tenant.clone().unwrap_or(pol.tenant))
+                let tenant = self.tenant.clone().unwrap_or_else(|| pol.tenant.clone());
+                let hf = policy::instantiate_owned(pol).map_err(|e| format!("{}: {e}", p.display()))?;
+                (hf, tenant)
             }
             (None, Some(d)) => {
                 let hf = Holdfast::open(d, Durability::Sync).map_err(|e| format!("{}: {e}", d.display()))?;

@@ -24,7 +24,7 @@ use holdfast::workload::{self, Shape};
 
 // `cli/mod.rs` names this module `policy`; the library functions it used
 // under that name are re-exported here.
-pub use holdfast::policy::{instantiate, load, DEFAULT_TENANT};
+pub use holdfast::policy::{instantiate_owned, load, DEFAULT_TENANT};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Format {

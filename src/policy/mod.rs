@@ -354,6 +354,23 @@ pub fn instantiate(policy: &Policy) -> Result<Holdfast, crate::service::WriteErr
     instantiate_changes(&policy.tenant, &policy.changes)
 }
 
+/// [`instantiate`], consuming the policy: its changes move into the
+/// instance instead of being copied (a large file is not held twice).
+pub fn instantiate_owned(policy: Policy) -> Result<Holdfast, crate::service::WriteError> {
+    let hf = Holdfast::in_memory();
+    if policy.changes.is_empty() {
+        hf.write(&policy.tenant, Vec::new(), &[], "policy-file", 0)?;
+    }
+    let mut changes = policy.changes.into_iter();
+    loop {
+        let chunk: Vec<Change> = changes.by_ref().take(crate::service::MAX_BATCH).collect();
+        if chunk.is_empty() {
+            return Ok(hf);
+        }
+        hf.write(&policy.tenant, chunk, &[], "policy-file", 0)?;
+    }
+}
+
 /// A memory-only instance with `changes` loaded into `tenant` (batched).
 pub fn instantiate_changes(tenant: &str, changes: &[Change]) -> Result<Holdfast, crate::service::WriteError> {
     let hf = Holdfast::in_memory();
