@@ -233,8 +233,12 @@ impl CandidateCache {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn clear(&self) {
-        self.lock().clear();
+    /// Writers hold the fact base mutably: no lock to take.
+    fn clear(&mut self) {
+        let m = self.0.get_mut().unwrap_or_else(|p| p.into_inner());
+        if !m.is_empty() {
+            m.clear();
+        }
     }
 }
 
