@@ -1027,9 +1027,16 @@ fn grant_refresh(st: &TenantState, form: &Form, client_id: &str, now: Timestamp)
             return refused(StatusCode::BAD_REQUEST, "invalid_target", "`resource` is not the grant's application");
         }
     }
+    // RFC 6749 §6: never more than the grant. Clients that repeat their
+    // original request (authlib does) get it narrowed to the grant.
     let requested = match scope_param(form) {
-        Some(s) if s.iter().all(|x| f.scope.contains(x)) => s,
-        Some(_) => return refused(StatusCode::BAD_REQUEST, "invalid_scope", "a refresh may only narrow the scope of the grant"),
+        Some(s) => {
+            let within: Vec<String> = s.into_iter().filter(|x| f.scope.contains(x)).collect();
+            if within.is_empty() {
+                return refused(StatusCode::BAD_REQUEST, "invalid_scope", "a refresh may only narrow the scope of the grant");
+            }
+            within
+        }
         None => f.scope.clone(),
     };
     let ts = rfc::compute(st, &f.subject, &f.application, Some(&requested), &ctx_of(now, f.mfa.clone()), &f.groups)?;
