@@ -250,11 +250,8 @@ fn fetch_cimd(url: &str) -> Result<ClientView, String> {
         .user_agent(concat!("holdfast/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
-    let mut res = agent
-        .get(url)
-        .header("accept", "application/json")
-        .call()
-        .map_err(|e| format!("cannot fetch `{url}`: {e}"))?;
+    let mut res =
+        agent.get(url).header("accept", "application/json").call().map_err(|e| format!("cannot fetch `{url}`: {e}"))?;
     if res.status().as_u16() != 200 {
         return Err(format!("`{url}` answered {}", res.status().as_u16()));
     }
@@ -380,7 +377,9 @@ async fn authorize(State(state): State<AppState>, Path(tenant): Path<String>, Ra
     };
     let q = match query_params(q.as_deref()) {
         Ok(q) => q,
-        Err(m) => return html_error(StatusCode::BAD_REQUEST, &format!("This authorization request is malformed: {m}.")),
+        Err(m) => {
+            return html_error(StatusCode::BAD_REQUEST, &format!("This authorization request is malformed: {m}."))
+        }
     };
     let get = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
     // RFC 6749 §4.1.2.1: without a valid client and redirect URI, tell
@@ -423,14 +422,21 @@ async fn authorize(State(state): State<AppState>, Path(tenant): Path<String>, Ra
         return error_to_client(&p, &iss, "unsupported_response_type", "only `response_type=code` is supported");
     }
     match (get("code_challenge"), get("code_challenge_method")) {
-        (Some(c), Some("S256")) if c.len() == 43 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
+        (Some(c), Some("S256"))
+            if c.len() == 43 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
             p.code_challenge = c.to_string()
         }
         (Some(_), Some("S256")) => {
             return error_to_client(&p, &iss, "invalid_request", "`code_challenge` is not a BASE64URL SHA-256 digest")
         }
         _ => {
-            return error_to_client(&p, &iss, "invalid_request", "PKCE is required: `code_challenge` with `code_challenge_method=S256`")
+            return error_to_client(
+                &p,
+                &iss,
+                "invalid_request",
+                "PKCE is required: `code_challenge` with `code_challenge_method=S256`",
+            )
         }
     }
     let Some(resource) = get("resource") else {
@@ -442,7 +448,12 @@ async fn authorize(State(state): State<AppState>, Path(tenant): Path<String>, Ra
         match app_of_resource(&state, &st, &tenant, resource) {
             Some(a) => p.application = a,
             None => {
-                return error_to_client(&p, &iss, "invalid_target", &format!("`{resource}` is not an application of this tenant"))
+                return error_to_client(
+                    &p,
+                    &iss,
+                    "invalid_target",
+                    &format!("`{resource}` is not an application of this tenant"),
+                )
             }
         }
         st.oauth().settings().cloned()
@@ -469,7 +480,8 @@ async fn authorize(State(state): State<AppState>, Path(tenant): Path<String>, Ra
         }
         pending.insert(txn, p);
     }
-    let cookie = format!("{COOKIE}={browser}; Path=/t/{tenant}/oauth2; HttpOnly; SameSite=Lax; Max-Age={LOGIN_LIFETIME}");
+    let cookie =
+        format!("{COOKIE}={browser}; Path=/t/{tenant}/oauth2; HttpOnly; SameSite=Lax; Max-Age={LOGIN_LIFETIME}");
     let mut res = no_cache(Redirect::to(&to).into_response());
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(header::SET_COOKIE, v);
@@ -498,12 +510,15 @@ fn login_redirect(state: &AppState, s: &AsSettings, tenant: &str, txn: &str, p: 
 }
 
 fn browser_cookie(headers: &HeaderMap) -> Option<String> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
-        v.split(';').find_map(|kv| kv.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_string))
-    })
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.split(';').find_map(|kv| kv.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_string)))
 }
 
 /// The login `txn` of this browser, if it started it.
+#[allow(clippy::result_large_err)]
 fn pending_of(state: &AppState, tenant: &str, txn: &str, headers: &HeaderMap) -> Result<Pending, Response> {
     let expired = || {
         html_error(
@@ -529,8 +544,11 @@ fn exchange_login_code(s: &AsSettings, callback: &str, code: &str) -> Result<Str
         .build()
         .into();
     let enc = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-    let basic = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{}", enc(&s.client_id), enc(s.client_secret.as_deref().unwrap_or(""))));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        enc(&s.client_id),
+        enc(s.client_secret.as_deref().unwrap_or(""))
+    ));
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("grant_type", "authorization_code")
         .append_pair("code", code)
@@ -578,7 +596,11 @@ async fn callback(
         error_to_client(p, &iss, e, d)
     };
     if let Some(e) = q.get("error") {
-        return finish_err(&p, "access_denied", &format!("the login provider answered `{}`", e.chars().take(64).collect::<String>()));
+        return finish_err(
+            &p,
+            "access_denied",
+            &format!("the login provider answered `{}`", e.chars().take(64).collect::<String>()),
+        );
     }
     let Some(code) = q.get("code").cloned() else {
         return finish_err(&p, "access_denied", "the login provider answered no code");
@@ -607,8 +629,8 @@ async fn callback(
     }
     // Step-up: MFA counts when the provider says so (acr or amr), and after
     // a step-up only if the authentication is recent (max_age).
-    let mut mfa_present = v.acr.as_deref() == Some(settings.mfa_acr.as_str())
-        || v.amr.iter().any(|m| MFA_AMR.contains(&m.as_str()));
+    let mut mfa_present =
+        v.acr.as_deref() == Some(settings.mfa_acr.as_str()) || v.amr.iter().any(|m| MFA_AMR.contains(&m.as_str()));
     if p.step_up {
         let fresh = v.auth_time.is_some_and(|t| now.0 - t.0 <= settings.step_up_max_age as i64 + 60);
         mfa_present &= fresh;
@@ -621,7 +643,11 @@ async fn callback(
             let hf = Arc::clone(state.holdfast());
             let (t2, prov) = (tenant.clone(), settings.login_provider.clone());
             if let Err(e) = blocking(move || Ok(hf.sync_identity(&t2, &prov, &id_token, now, now_ms())?)).await {
-                return finish_err(&p, "server_error", &format!("the user's groups could not be synced: {}", e.message));
+                return finish_err(
+                    &p,
+                    "server_error",
+                    &format!("the user's groups could not be synced: {}", e.message),
+                );
             }
             (vec![], None)
         }
@@ -795,9 +821,10 @@ fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
 #[allow(clippy::result_large_err)]
 fn token_client(st: &TenantState, headers: &HeaderMap, form: &Form) -> Result<(String, bool), Response> {
     let bad = || token_error(StatusCode::UNAUTHORIZED, "invalid_client", "the client credentials are not valid");
-    let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
-        v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")).map(str::to_string)
-    });
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")).map(str::to_string));
     let (id, secret) = match (basic, form.get("client_secret")) {
         (Some(b), None) => {
             let decoded = rfc::basic_credentials(&b).ok_or_else(bad)?;
@@ -811,7 +838,11 @@ fn token_client(st: &TenantState, headers: &HeaderMap, form: &Form) -> Result<(S
         (None, None) => match form.get("client_id").filter(|c| !c.is_empty()) {
             Some(id) => (id.clone(), None),
             None => {
-                return Err(token_error(StatusCode::UNAUTHORIZED, "invalid_client", "name the client (`client_id`) or authenticate it"))
+                return Err(token_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "name the client (`client_id`) or authenticate it",
+                ))
             }
         },
     };
@@ -873,10 +904,13 @@ fn verifier_matches(verifier: &str, challenge: &str) -> bool {
 }
 
 fn scope_param(form: &Form) -> Option<Vec<String>> {
-    form.get("scope").map(|s| s.split_ascii_whitespace().map(str::to_string).collect::<Vec<_>>()).filter(|v| !v.is_empty())
+    form.get("scope")
+        .map(|s| s.split_ascii_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter(|v| !v.is_empty())
 }
 
 /// The access token of a grant: the record change and its value.
+#[allow(clippy::too_many_arguments)]
 fn access_token(
     subject: &str,
     application: &str,
@@ -942,7 +976,12 @@ fn grant_code(st: &TenantState, form: &Form, client_id: &str, now: Timestamp) ->
         if let Some(f) = st.oauth().family(family) {
             changes = revoke_family(family, f);
         }
-        return Ok(Grant::Refused(changes, StatusCode::BAD_REQUEST, "invalid_grant", "the code was already used; its tokens are revoked".into()));
+        return Ok(Grant::Refused(
+            changes,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the code was already used; its tokens are revoked".into(),
+        ));
     }
     if rec.exp <= now {
         return bad("the code has expired (codes live 60 seconds)");
@@ -955,7 +994,11 @@ fn grant_code(st: &TenantState, form: &Form, client_id: &str, now: Timestamp) ->
     }
     if let Some(r) = form.get("resource") {
         if *r != rec.resource {
-            return refused(StatusCode::BAD_REQUEST, "invalid_target", "`resource` is not the one of the authorization request");
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "invalid_target",
+                "`resource` is not the one of the authorization request",
+            );
         }
     }
     let Some(verifier) = form.get("code_verifier") else {
@@ -964,7 +1007,8 @@ fn grant_code(st: &TenantState, form: &Form, client_id: &str, now: Timestamp) ->
     if !verifier_matches(verifier, &rec.code_challenge) {
         return bad("the PKCE `code_verifier` does not match the `code_challenge`");
     }
-    let ts = rfc::compute(st, &rec.subject, &rec.application, Some(&rec.scope), &ctx_of(now, rec.mfa.clone()), &rec.groups)?;
+    let ts =
+        rfc::compute(st, &rec.subject, &rec.application, Some(&rec.scope), &ctx_of(now, rec.mfa.clone()), &rec.groups)?;
     if let Some((e, d)) = empty_grant(&ts) {
         return refused(StatusCode::BAD_REQUEST, e, d);
     }
@@ -993,7 +1037,13 @@ fn grant_code(st: &TenantState, form: &Form, client_id: &str, now: Timestamp) ->
         Change::OAuth(OAuthChange::PutFamily { id: family_id, family: Box::new(family) }),
         issue,
     ];
-    let out = TokenOut { access_token: access, token_type: "Bearer", expires_in, scope: ts.granted.join(" "), refresh_token: Some(refresh) };
+    let out = TokenOut {
+        access_token: access,
+        token_type: "Bearer",
+        expires_in,
+        scope: ts.granted.join(" "),
+        refresh_token: Some(refresh),
+    };
     Ok(Grant::Tokens(changes, out))
 }
 
@@ -1002,7 +1052,9 @@ fn grant_refresh(st: &TenantState, form: &Form, client_id: &str, now: Timestamp)
     let Some(raw) = form.get("refresh_token").filter(|c| !c.is_empty()) else {
         return refused(StatusCode::BAD_REQUEST, "invalid_request", "`refresh_token` is required");
     };
-    let Some((id, f, digest)) = st.oauth().family_of(raw) else { return bad("the refresh token is unknown or revoked") };
+    let Some((id, f, digest)) = st.oauth().family_of(raw) else {
+        return bad("the refresh token is unknown or revoked");
+    };
     if !ct_eq(&f.client_id, client_id) {
         return bad("the refresh token was issued to another client");
     }
@@ -1016,7 +1068,12 @@ fn grant_refresh(st: &TenantState, form: &Form, client_id: &str, now: Timestamp)
         ));
     }
     if f.exp <= now {
-        return Ok(Grant::Refused(revoke_family(id, f), StatusCode::BAD_REQUEST, "invalid_grant", "the grant has expired; sign in again".into()));
+        return Ok(Grant::Refused(
+            revoke_family(id, f),
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the grant has expired; sign in again".into(),
+        ));
     }
     if let Some(r) = form.get("resource") {
         let app = st
@@ -1033,7 +1090,11 @@ fn grant_refresh(st: &TenantState, form: &Form, client_id: &str, now: Timestamp)
         Some(s) => {
             let within: Vec<String> = s.into_iter().filter(|x| f.scope.contains(x)).collect();
             if within.is_empty() {
-                return refused(StatusCode::BAD_REQUEST, "invalid_scope", "a refresh may only narrow the scope of the grant");
+                return refused(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    "a refresh may only narrow the scope of the grant",
+                );
             }
             within
         }
@@ -1054,7 +1115,13 @@ fn grant_refresh(st: &TenantState, form: &Form, client_id: &str, now: Timestamp)
         next.access.drain(..next.access.len() - 64);
     }
     let changes = vec![Change::OAuth(OAuthChange::PutFamily { id: id.to_string(), family: Box::new(next) }), issue];
-    let out = TokenOut { access_token: access, token_type: "Bearer", expires_in, scope: ts.granted.join(" "), refresh_token: Some(refresh) };
+    let out = TokenOut {
+        access_token: access,
+        token_type: "Bearer",
+        expires_in,
+        scope: ts.granted.join(" "),
+        refresh_token: Some(refresh),
+    };
     Ok(Grant::Tokens(changes, out))
 }
 
@@ -1069,13 +1136,21 @@ fn grant_client_credentials(
 ) -> Result<Grant, ApiError> {
     let sa = st.oauth().client(client_id).and_then(|c| c.service_account.clone());
     let Some(sa) = sa.filter(|_| authenticated) else {
-        return refused(StatusCode::BAD_REQUEST, "unauthorized_client", "only a confidential client of a service account may use `client_credentials`");
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "only a confidential client of a service account may use `client_credentials`",
+        );
     };
     let Some(resource) = form.get("resource") else {
         return refused(StatusCode::BAD_REQUEST, "invalid_target", "`resource` (RFC 8707) is required");
     };
     let Some(app) = app_of_resource(state, st, tenant, resource) else {
-        return refused(StatusCode::BAD_REQUEST, "invalid_target", format!("`{resource}` is not an application of this tenant"));
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "invalid_target",
+            format!("`{resource}` is not an application of this tenant"),
+        );
     };
     let subject = format!("service_account:{sa}");
     let requested = scope_param(form);
@@ -1085,7 +1160,13 @@ fn grant_client_credentials(
     }
     let (issue, access, _, expires_in) =
         access_token(&subject, &app, client_id, &ts.granted, &[], None, now, Timestamp(now.0 + ACCESS_LIFETIME))?;
-    let out = TokenOut { access_token: access, token_type: "Bearer", expires_in, scope: ts.granted.join(" "), refresh_token: None };
+    let out = TokenOut {
+        access_token: access,
+        token_type: "Bearer",
+        expires_in,
+        scope: ts.granted.join(" "),
+        refresh_token: None,
+    };
     Ok(Grant::Tokens(vec![issue], out))
 }
 
@@ -1108,7 +1189,11 @@ async fn token(
         Err(r) => return r,
     };
     if rate_limited(&state, &tenant, &client_id) {
-        let mut r = token_error(StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable", "too many token requests from this client; slow down");
+        let mut r = token_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+            "too many token requests from this client; slow down",
+        );
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
         return r;
     }
@@ -1122,9 +1207,21 @@ async fn token(
             let g = match grant_type.as_str() {
                 "authorization_code" => grant_code(st, &form, &client_id, now)?,
                 "refresh_token" => grant_refresh(st, &form, &client_id, now)?,
-                "client_credentials" => grant_client_credentials(&st2, st, &tenant2, &form, &client_id, authenticated, now)?,
-                "" => Grant::Refused(vec![], StatusCode::BAD_REQUEST, "invalid_request", "`grant_type` is required".into()),
-                _ => Grant::Refused(vec![], StatusCode::BAD_REQUEST, "unsupported_grant_type", "use authorization_code, refresh_token or client_credentials".into()),
+                "client_credentials" => {
+                    grant_client_credentials(&st2, st, &tenant2, &form, &client_id, authenticated, now)?
+                }
+                "" => Grant::Refused(
+                    vec![],
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "`grant_type` is required".into(),
+                ),
+                _ => Grant::Refused(
+                    vec![],
+                    StatusCode::BAD_REQUEST,
+                    "unsupported_grant_type",
+                    "use authorization_code, refresh_token or client_credentials".into(),
+                ),
             };
             Ok(match g {
                 Grant::Tokens(changes, out) => (changes, Ok(out)),
@@ -1196,25 +1293,39 @@ fn check_redirect_uri(u: &str) -> Result<(), String> {
     if u.contains('#') || u.len() > 2048 {
         return Err(format!("`{u}`: no fragment, at most 2048 characters"));
     }
-    crate::model::oidc::check_jwks_uri(u).map_err(|_| format!("`{u}`: use https (or http on 127.0.0.1, localhost, [::1])"))
+    crate::model::oidc::check_jwks_uri(u)
+        .map_err(|_| format!("`{u}`: use https (or http on 127.0.0.1, localhost, [::1])"))
 }
 
 fn register_error(error: &str, description: &str) -> Response {
-    rfc::no_store((StatusCode::BAD_REQUEST, axum::Json(json!({"error": error, "error_description": description}))).into_response())
+    rfc::no_store(
+        (StatusCode::BAD_REQUEST, axum::Json(json!({"error": error, "error_description": description})))
+            .into_response(),
+    )
 }
 
-async fn register(State(state): State<AppState>, Path(tenant): Path<String>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn register(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let Ok(t) = state.tenant(&tenant) else {
         return token_error(StatusCode::NOT_FOUND, "invalid_request", "there is no such tenant");
     };
     if t.read().oauth().settings().is_some_and(|s| !s.dynamic_registration) {
-        return token_error(StatusCode::FORBIDDEN, "access_denied", "dynamic client registration is switched off for this tenant");
+        return token_error(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "dynamic client registration is switched off for this tenant",
+        );
     }
     let Ok(body) = body else { return register_error("invalid_client_metadata", "cannot read the body") };
     let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return register_error("invalid_client_metadata", "the body is not a JSON object");
     };
-    let Some(obj) = doc.as_object() else { return register_error("invalid_client_metadata", "the body is not a JSON object") };
+    let Some(obj) = doc.as_object() else {
+        return register_error("invalid_client_metadata", "the body is not a JSON object");
+    };
     let uris: Option<Vec<String>> = obj
         .get("redirect_uris")
         .and_then(|v| v.as_array())
@@ -1229,11 +1340,27 @@ async fn register(State(state): State<AppState>, Path(tenant): Path<String>, bod
     let confidential = match obj.get("token_endpoint_auth_method").and_then(|v| v.as_str()) {
         None | Some("none") => false,
         Some("client_secret_basic") | Some("client_secret_post") => true,
-        Some(m) => return register_error("invalid_client_metadata", &format!("`token_endpoint_auth_method` `{m}` is not supported")),
+        Some(m) => {
+            return register_error(
+                "invalid_client_metadata",
+                &format!("`token_endpoint_auth_method` `{m}` is not supported"),
+            )
+        }
     };
     let name: String =
         obj.get("client_name").and_then(|v| v.as_str()).unwrap_or("unnamed client").chars().take(200).collect();
-    let out = new_client(&state, &tenant, "dynamic-registration", name, uris, confidential, false, None, ClientSource::Dynamic).await;
+    let out = new_client(
+        &state,
+        &tenant,
+        "dynamic-registration",
+        name,
+        uris,
+        confidential,
+        false,
+        None,
+        ClientSource::Dynamic,
+    )
+    .await;
     match out {
         Ok(c) => rfc::no_store((StatusCode::CREATED, axum::Json(c)).into_response()),
         Err(e) => register_error("invalid_client_metadata", &e.message),
@@ -1323,14 +1450,22 @@ fn settings_out(state: &AppState, tenant: &str, s: &AsSettings, revision: Revisi
     if let Some(o) = v.as_object_mut() {
         o.remove("client_secret");
     }
-    SettingsOut { settings: v, client_secret_set: s.client_secret.is_some(), issuer: tenant_issuer(state, tenant), revision }
+    SettingsOut {
+        settings: v,
+        client_secret_set: s.client_secret.is_some(),
+        issuer: tenant_issuer(state, tenant),
+        revision,
+    }
 }
 
 async fn get_settings(State(state): State<AppState>, auth: TenantRead) -> Result<axum::Json<SettingsOut>, ApiError> {
     let revision = state.visible(None)?;
     let t = state.tenant(&auth.tenant)?;
     let st = t.read();
-    let s = st.oauth().settings().ok_or_else(|| ApiError::not_found("authorization server settings of tenant", &auth.tenant))?;
+    let s = st
+        .oauth()
+        .settings()
+        .ok_or_else(|| ApiError::not_found("authorization server settings of tenant", &auth.tenant))?;
     Ok(axum::Json(settings_out(&state, &auth.tenant, s, revision)))
 }
 
@@ -1402,13 +1537,17 @@ async fn create_client(
     if let Some(sa) = &c.service_account {
         validate_id(sa).map_err(|m| ApiError::invalid(format!("`service_account` `{sa}` {m}")))?;
         if !c.confidential {
-            return Err(ApiError::invalid("a service account's client must be `confidential` (it authenticates with a secret)"));
+            return Err(ApiError::invalid(
+                "a service account's client must be `confidential` (it authenticates with a secret)",
+            ));
         }
         if t.read().object(&ObjectRef::new(ObjectType::ServiceAccount, sa)).is_none() {
             return Err(ApiError::not_found("service account", sa));
         }
     } else if c.redirect_uris.is_empty() {
-        return Err(ApiError::invalid("give `redirect_uris` (authorization code) or a `service_account` (client credentials)"));
+        return Err(ApiError::invalid(
+            "give `redirect_uris` (authorization code) or a `service_account` (client credentials)",
+        ));
     }
     let out = new_client(
         &state,
@@ -1425,7 +1564,10 @@ async fn create_client(
     Ok(rfc::no_store((StatusCode::CREATED, axum::Json(out)).into_response()))
 }
 
-async fn list_clients(State(state): State<AppState>, auth: TenantRead) -> Result<axum::Json<Listing<ClientOut>>, ApiError> {
+async fn list_clients(
+    State(state): State<AppState>,
+    auth: TenantRead,
+) -> Result<axum::Json<Listing<ClientOut>>, ApiError> {
     let revision = state.visible(None)?;
     let t = state.tenant(&auth.tenant)?;
     let st = t.read();
@@ -1479,13 +1621,21 @@ fn prefix(d: &str) -> String {
 pub fn op_out(c: OAuthChange) -> OpOut {
     let o = |event, id, client_id, subject, scope| OpOut::OAuth { event, id, client_id, subject, scope };
     match c {
-        OAuthChange::PutSettings(s) => o("settings_put", s.login_provider.clone(), Some(s.client_id.clone()), None, None),
+        OAuthChange::PutSettings(s) => {
+            o("settings_put", s.login_provider.clone(), Some(s.client_id.clone()), None, None)
+        }
         OAuthChange::DeleteSettings => o("settings_deleted", String::new(), None, None, None),
         OAuthChange::PutClient(r) => o("client_registered", r.client_id.clone(), None, None, None),
         OAuthChange::DeleteClient(id) => o("client_deleted", id, None, None, None),
         OAuthChange::PutCode { digest, code } => {
             let event = if code.used_by.is_some() { "code_exchanged" } else { "code_issued" };
-            o(event, prefix(&digest), Some(code.client_id.clone()), Some(code.subject.clone()), Some(code.scope.join(" ")))
+            o(
+                event,
+                prefix(&digest),
+                Some(code.client_id.clone()),
+                Some(code.subject.clone()),
+                Some(code.scope.join(" ")),
+            )
         }
         OAuthChange::DeleteCode { digest } => o("code_purged", prefix(&digest), None, None, None),
         OAuthChange::PutFamily { id, family } => {
@@ -1513,15 +1663,25 @@ pub fn change_words(c: &OAuthChange) -> String {
         OAuthChange::PutCode { code, .. } if code.used_by.is_some() => {
             format!("exchanged an authorization code of {} for tokens", code.subject)
         }
-        OAuthChange::PutCode { code, .. } => format!("issued an authorization code to {} for {}", code.client_id, code.subject),
+        OAuthChange::PutCode { code, .. } => {
+            format!("issued an authorization code to {} for {}", code.client_id, code.subject)
+        }
         OAuthChange::DeleteCode { .. } => "purged an expired authorization code".into(),
         OAuthChange::PutFamily { family, .. } if family.used.is_empty() => {
             format!("granted {} access to {} for {}", family.client_id, family.application, family.subject)
         }
-        OAuthChange::PutFamily { family, .. } => format!("refreshed the grant of {} for {}", family.client_id, family.subject),
+        OAuthChange::PutFamily { family, .. } => {
+            format!("refreshed the grant of {} for {}", family.client_id, family.subject)
+        }
         OAuthChange::DeleteFamily { .. } => "revoked an OAuth grant".into(),
         OAuthChange::PutConsent { consent, .. } => {
-            format!("{} allowed {} on {}: {}", consent.subject, consent.client_id, consent.application, consent.scope.join(" "))
+            format!(
+                "{} allowed {} on {}: {}",
+                consent.subject,
+                consent.client_id,
+                consent.application,
+                consent.scope.join(" ")
+            )
         }
     }
 }

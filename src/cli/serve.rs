@@ -155,8 +155,10 @@ pub fn run(a: &ServeArgs) -> Result<ExitCode, String> {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let issuer = a.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
         let issuer: &'static str = Box::leak(issuer.trim_end_matches('/').to_string().into_boxed_str());
-        let state =
-            AppState::with_config(Arc::new(hf), keys, api::ApiConfig {
+        let state = AppState::with_config(
+            Arc::new(hf),
+            keys,
+            api::ApiConfig {
                 issuer,
                 ui: !a.no_ui,
                 allow_insecure_client_metadata: a.allow_insecure_client_metadata,

@@ -110,7 +110,8 @@ impl AsSettings {
         if self.client_id.trim().is_empty() {
             return Err("`client_id` is required".into());
         }
-        for (name, uri) in [("authorization_endpoint", &self.authorization_endpoint), ("token_endpoint", &self.token_endpoint)]
+        for (name, uri) in
+            [("authorization_endpoint", &self.authorization_endpoint), ("token_endpoint", &self.token_endpoint)]
         {
             crate::model::oidc::check_jwks_uri(uri).map_err(|m| format!("`{name}`: {m}"))?;
         }

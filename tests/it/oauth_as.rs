@@ -57,11 +57,14 @@ pub struct Idp {
     pub wrong_nonce: AtomicBool,
     /// The `acr_values` of each login request, in order.
     pub acr_requests: Mutex<Vec<Option<String>>>,
-    codes: Mutex<HashMap<String, (Option<String>, Option<String>, String)>>,
+    codes: Mutex<HashMap<String, IdpCode>>,
     cimd: Mutex<HashMap<String, Value>>,
 }
 
 type IdpState = Arc<Idp>;
+
+/// A code of the test IdP: (nonce, acr_values, redirect_uri).
+type IdpCode = (Option<String>, Option<String>, String);
 
 async fn idp_discovery(State(idp): State<IdpState>) -> axum::Json<Value> {
     let b = &idp.base;
@@ -73,7 +76,8 @@ async fn idp_discovery(State(idp): State<IdpState>) -> axum::Json<Value> {
 }
 
 async fn idp_authorize(State(idp): State<IdpState>, Query(q): Query<HashMap<String, String>>) -> Response {
-    if q.get("client_id").map(String::as_str) != Some(RP_CLIENT) || q.get("response_type").map(String::as_str) != Some("code")
+    if q.get("client_id").map(String::as_str) != Some(RP_CLIENT)
+        || q.get("response_type").map(String::as_str) != Some("code")
     {
         return (StatusCode::BAD_REQUEST, "unknown client").into_response();
     }
@@ -99,7 +103,8 @@ fn enc(s: &str) -> String {
 }
 
 async fn idp_token(State(idp): State<IdpState>, headers: HeaderMap, body: String) -> Response {
-    let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{RP_CLIENT}:{RP_SECRET}")));
+    let expected =
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{RP_CLIENT}:{RP_SECRET}")));
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_client"}))).into_response();
     }
@@ -111,8 +116,10 @@ async fn idp_token(State(idp): State<IdpState>, headers: HeaderMap, body: String
     if form.get("redirect_uri") != Some(&redirect) {
         return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant"}))).into_response();
     }
-    let mfa = acr.as_deref().is_some_and(|a| a.split(' ').any(|v| v == "mfa")) && idp.mfa_enrolled.load(Ordering::SeqCst);
-    let iss = if idp.wrong_issuer.load(Ordering::SeqCst) { "https://evil.example".to_string() } else { idp.base.clone() };
+    let mfa =
+        acr.as_deref().is_some_and(|a| a.split(' ').any(|v| v == "mfa")) && idp.mfa_enrolled.load(Ordering::SeqCst);
+    let iss =
+        if idp.wrong_issuer.load(Ordering::SeqCst) { "https://evil.example".to_string() } else { idp.base.clone() };
     let nonce = if idp.wrong_nonce.load(Ordering::SeqCst) { Some("another-nonce".to_string()) } else { nonce };
     let claims = json!({"iss": iss, "aud": RP_CLIENT, "sub": *idp.user.lock().unwrap(),
         "groups": *idp.groups.lock().unwrap(), "iat": now(), "exp": now() + 300, "auth_time": now(),
@@ -197,7 +204,8 @@ pub async fn env() -> Env {
     let addr: SocketAddr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
     let issuer: &'static str = Box::leak(base.clone().into_boxed_str());
-    let config = ApiConfig { clock: Timestamp::now, issuer, allow_insecure_client_metadata: true, ..ApiConfig::default() };
+    let config =
+        ApiConfig { clock: Timestamp::now, issuer, allow_insecure_client_metadata: true, ..ApiConfig::default() };
     let state = AppState::with_config(Arc::new(hf), keys(), config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(holdfast::api::serve(listener, state, async {
@@ -360,7 +368,14 @@ pub fn run_authorize(
     panic!("too many redirects");
 }
 
-pub fn authorize_url(base: &str, client_id: &str, redirect_uri: &str, challenge: &str, resource: &str, scope: &str) -> String {
+pub fn authorize_url(
+    base: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    challenge: &str,
+    resource: &str,
+    scope: &str,
+) -> String {
     let q = form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", client_id)
@@ -378,7 +393,8 @@ pub fn authorize_url(base: &str, client_id: &str, redirect_uri: &str, challenge:
 pub fn token(base: &str, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> (u16, Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
-    let mut req = agent.post(&format!("{base}/t/acme/oauth2/token")).header("content-type", "application/x-www-form-urlencoded");
+    let mut req =
+        agent.post(&format!("{base}/t/acme/oauth2/token")).header("content-type", "application/x-www-form-urlencoded");
     if let Some((id, secret)) = basic {
         let v = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)));
         req = req.header("authorization", &format!("Basic {v}"));
@@ -395,7 +411,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 /// A full authorization-code flow with a fresh browser: the token answer.
 async fn code_flow(base: &str, client_id: &str, redirect: &str, scope: &str) -> (u16, Value) {
-    let (base, client_id, redirect, scope) = (base.to_string(), client_id.to_string(), redirect.to_string(), scope.to_string());
+    let (base, client_id, redirect, scope) =
+        (base.to_string(), client_id.to_string(), redirect.to_string(), scope.to_string());
     blocking(move || {
         let (verifier, challenge) = pkce();
         let mut b = Browser::new();
@@ -404,8 +421,18 @@ async fn code_flow(base: &str, client_id: &str, redirect: &str, scope: &str) -> 
         assert_eq!(p.get("iss").map(String::as_str), Some(format!("{base}/t/acme").as_str()), "RFC 9207 `iss`: {p:?}");
         assert_eq!(p.get("state").map(String::as_str), Some("st-123"));
         let code = p.get("code").unwrap_or_else(|| panic!("no code: {p:?}")).clone();
-        token(&base, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &redirect),
-            ("code_verifier", &verifier), ("client_id", &client_id), ("resource", DEPLOY)], None)
+        token(
+            &base,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", &redirect),
+                ("code_verifier", &verifier),
+                ("client_id", &client_id),
+                ("resource", DEPLOY),
+            ],
+            None,
+        )
     })
     .await
 }
@@ -470,8 +497,17 @@ async fn cimd_client_gets_deploy_read_without_mfa_then_deploy_prod_after_step_up
         let mut shown = String::new();
         let p = run_authorize(&mut b, &url, redirect, true, |c| shown = c.body.clone()).params();
         let code = p["code"].clone();
-        let (s, v) = token(&b2, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect),
-            ("code_verifier", &verifier), ("client_id", &c2)], None);
+        let (s, v) = token(
+            &b2,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("code_verifier", &verifier),
+                ("client_id", &c2),
+            ],
+            None,
+        );
         (s, v, shown)
     })
     .await;
@@ -517,8 +553,17 @@ async fn a_scope_the_application_does_not_support_is_never_granted() {
         let url = authorize_url(&b2, &c2, redirect, &challenge, DEPLOY, "deploy:read repo:read");
         let mut shown = String::new();
         let p = run_authorize(&mut b, &url, redirect, true, |c| shown = c.body.clone()).params();
-        let (s, v) = token(&b2, &[("grant_type", "authorization_code"), ("code", &p["code"]), ("redirect_uri", redirect),
-            ("code_verifier", &verifier), ("client_id", &c2)], None);
+        let (s, v) = token(
+            &b2,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &p["code"]),
+                ("redirect_uri", redirect),
+                ("code_verifier", &verifier),
+                ("client_id", &c2),
+            ],
+            None,
+        );
         (s, v, shown)
     })
     .await;
@@ -550,8 +595,18 @@ async fn rfc_errors_pkce_reused_code_redirect_uri_resource_and_issuer() {
         let url = authorize_url(&b2, &c2, redirect, &challenge, DEPLOY, "deploy:read");
         let code = run_authorize(&mut Browser::new(), &url, redirect, true, |_| {}).params()["code"].clone();
         let tok = |code: &str, redirect: &str, verifier: &str, resource: &str| {
-            token(&b2, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect),
-                ("code_verifier", verifier), ("client_id", &c2), ("resource", resource)], None)
+            token(
+                &b2,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", redirect),
+                    ("code_verifier", verifier),
+                    ("client_id", &c2),
+                    ("resource", resource),
+                ],
+                None,
+            )
         };
         // Wrong verifier, wrong redirect URI, wrong resource: refused, code intact.
         let (s, v) = tok(&code, redirect, &pkce().0, DEPLOY);
@@ -561,16 +616,32 @@ async fn rfc_errors_pkce_reused_code_redirect_uri_resource_and_issuer() {
         let (s, v) = tok(&code, redirect, &verifier, "https://mcp.acme.example/github");
         assert_eq!((s, v["error"].as_str()), (400, Some("invalid_target")), "{v}");
         // Another client may not use it.
-        let (s, v) = token(&b2, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect),
-            ("code_verifier", &verifier), ("client_id", "https://other.example/c")], None);
+        let (s, v) = token(
+            &b2,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("code_verifier", &verifier),
+                ("client_id", "https://other.example/c"),
+            ],
+            None,
+        );
         assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")), "{v}");
         let (s, first) = tok(&code, redirect, &verifier, DEPLOY);
         assert_eq!(s, 200, "{first}");
         // A reused code is refused and revokes what it gave (RFC 6749 §4.1.2).
         let (s, v) = tok(&code, redirect, &verifier, DEPLOY);
         assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")), "{v}");
-        let (s, v) = token(&b2, &[("grant_type", "refresh_token"), ("refresh_token", first["refresh_token"].as_str().unwrap()),
-            ("client_id", &c2)], None);
+        let (s, v) = token(
+            &b2,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", first["refresh_token"].as_str().unwrap()),
+                ("client_id", &c2),
+            ],
+            None,
+        );
         assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")), "the family is revoked: {v}");
         // No error-page-free stack traces: unknown grant types and garbage.
         let (s, v) = token(&b2, &[("grant_type", "password"), ("client_id", &c2)], None);
@@ -647,7 +718,9 @@ async fn refresh_rotates_narrows_after_a_removed_binding_fails_after_suspension_
     assert_eq!((s, t1["scope"].as_str()), (200, Some("deploy:prod deploy:read")), "{t1}");
     let refresh = |rt: String| {
         let (b2, c2) = (base.clone(), client.clone());
-        blocking(move || token(&b2, &[("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", &c2)], None))
+        blocking(move || {
+            token(&b2, &[("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", &c2)], None)
+        })
     };
     let rt1 = t1["refresh_token"].as_str().unwrap().to_string();
     let (s, t2) = refresh(rt1.clone()).await;
@@ -655,10 +728,13 @@ async fn refresh_rotates_narrows_after_a_removed_binding_fails_after_suspension_
     let rt2 = t2["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(rt1, rt2, "rotated");
     // The binding that grants deploy:prod is removed: the next refresh narrows.
-    let r = e
-        .c
-        .send("DELETE", &format!("{T}/bindings?subject=group:on-call&role=deploy-operator&application=deploy-mcp"),
-            &[("authorization", &format!("Bearer {WRITER}"))], b"")
+    let r =
+        e.c.send(
+            "DELETE",
+            &format!("{T}/bindings?subject=group:on-call&role=deploy-operator&application=deploy-mcp"),
+            &[("authorization", &format!("Bearer {WRITER}"))],
+            b"",
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let (s, t3) = refresh(rt2.clone()).await;
@@ -692,44 +768,68 @@ async fn client_credentials_for_a_service_account_and_pre_registered_first_party
     let mut e = env().await;
     let r = e.c.json("PUT", &format!("{T}/service-accounts/reporter"), WRITER, &json!({"name": "Reporter"})).await;
     assert!(r.status < 300, "{}", r.text());
-    let r = e
-        .c
-        .json("POST", &format!("{T}/bindings"), WRITER,
-            &json!({"subject": "service_account:reporter", "role": "auditor", "application": "deploy-mcp"}))
+    let r =
+        e.c.json(
+            "POST",
+            &format!("{T}/bindings"),
+            WRITER,
+            &json!({"subject": "service_account:reporter", "role": "auditor", "application": "deploy-mcp"}),
+        )
         .await;
     assert!(r.status < 300, "{}", r.text());
-    let r = e
-        .c
-        .json("POST", &format!("{T}/oauth-clients"), WRITER,
-            &json!({"name": "Reporter job", "confidential": true, "service_account": "reporter"}))
+    let r =
+        e.c.json(
+            "POST",
+            &format!("{T}/oauth-clients"),
+            WRITER,
+            &json!({"name": "Reporter job", "confidential": true, "service_account": "reporter"}),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let v = r.json();
     let (id, secret) = (v["client_id"].as_str().unwrap().to_string(), v["client_secret"].as_str().unwrap().to_string());
-    let r = e.c.json("POST", &format!("{T}/oauth-clients"), WRITER,
-        &json!({"name": "CI", "confidential": true, "service_account": "ci-bot"})).await;
+    let r =
+        e.c.json(
+            "POST",
+            &format!("{T}/oauth-clients"),
+            WRITER,
+            &json!({"name": "CI", "confidential": true, "service_account": "ci-bot"}),
+        )
+        .await;
     let ci = r.json();
-    let (ci_id, ci_secret) = (ci["client_id"].as_str().unwrap().to_string(), ci["client_secret"].as_str().unwrap().to_string());
+    let (ci_id, ci_secret) =
+        (ci["client_id"].as_str().unwrap().to_string(), ci["client_secret"].as_str().unwrap().to_string());
     let (aid, asecret) = app_credentials(&mut e.c).await;
     let base = e.base.clone();
     blocking(move || {
-        let (s, v) = token(&base, &[("grant_type", "client_credentials"), ("resource", DEPLOY), ("scope", "deploy:read deploy:prod")],
-            Some((&id, &secret)));
+        let (s, v) = token(
+            &base,
+            &[("grant_type", "client_credentials"), ("resource", DEPLOY), ("scope", "deploy:read deploy:prod")],
+            Some((&id, &secret)),
+        );
         assert_eq!((s, v["scope"].as_str()), (200, Some("deploy:read")), "{v}");
         assert!(v.get("refresh_token").is_none());
         let i = introspect(&base, &aid, &asecret, v["access_token"].as_str().unwrap());
         assert_eq!((i["active"].as_bool(), i["sub"].as_str()), (Some(true), Some("service_account:reporter")), "{i}");
-        let (s, v) = token(&base, &[("grant_type", "client_credentials"), ("resource", DEPLOY)], Some((&id, "hf_cs_wrong")));
+        let (s, v) =
+            token(&base, &[("grant_type", "client_credentials"), ("resource", DEPLOY)], Some((&id, "hf_cs_wrong")));
         assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")), "{v}");
         // ci-bot's binding needs an IP in 10.0.0.0/8: nothing without one.
-        let (s, v) = token(&base, &[("grant_type", "client_credentials"), ("resource", DEPLOY)], Some((&ci_id, &ci_secret)));
+        let (s, v) =
+            token(&base, &[("grant_type", "client_credentials"), ("resource", DEPLOY)], Some((&ci_id, &ci_secret)));
         assert_eq!((s, v["error"].as_str()), (400, Some("invalid_scope")), "{v}");
     })
     .await;
     // A pre-registered first-party client skips the consent page.
     let redirect = "http://127.0.0.1:9/first";
-    let r = e.c.json("POST", &format!("{T}/oauth-clients"), WRITER,
-        &json!({"name": "Acme CLI", "redirect_uris": [redirect], "first_party": true})).await;
+    let r =
+        e.c.json(
+            "POST",
+            &format!("{T}/oauth-clients"),
+            WRITER,
+            &json!({"name": "Acme CLI", "redirect_uris": [redirect], "first_party": true}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let cli = r.json()["client_id"].as_str().unwrap().to_string();
     let (b2, c2) = (e.base.clone(), cli.clone());
@@ -738,8 +838,17 @@ async fn client_credentials_for_a_service_account_and_pre_registered_first_party
         let mut n = 0;
         let url = authorize_url(&b2, &c2, redirect, &challenge, DEPLOY, "deploy:read");
         let p = run_authorize(&mut Browser::new(), &url, redirect, true, |_| n += 1).params();
-        let (s, v) = token(&b2, &[("grant_type", "authorization_code"), ("code", &p["code"]), ("redirect_uri", redirect),
-            ("code_verifier", &verifier), ("client_id", &c2)], None);
+        let (s, v) = token(
+            &b2,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &p["code"]),
+                ("redirect_uri", redirect),
+                ("code_verifier", &verifier),
+                ("client_id", &c2),
+            ],
+            None,
+        );
         assert_eq!((s, v["scope"].as_str()), (200, Some("deploy:read")), "{v}");
         n
     })
@@ -753,24 +862,39 @@ async fn client_credentials_for_a_service_account_and_pre_registered_first_party
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamic_registration_works_until_an_admin_switches_it_off_and_token_requests_are_rate_limited() {
     let mut e = env().await;
-    let r = e.c.json("POST", "/t/acme/oauth2/register", WRITER,
-        &json!({"client_name": "Some MCP client", "redirect_uris": ["http://127.0.0.1:7/cb"]})).await;
+    let r =
+        e.c.json(
+            "POST",
+            "/t/acme/oauth2/register",
+            WRITER,
+            &json!({"client_name": "Some MCP client", "redirect_uris": ["http://127.0.0.1:7/cb"]}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let client = r.json()["client_id"].as_str().unwrap().to_string();
     assert!(r.json().get("client_secret").is_none(), "a public client");
-    let r = e.c.json("POST", "/t/acme/oauth2/register", WRITER, &json!({"redirect_uris": ["http://evil.example/cb"]})).await;
+    let r =
+        e.c.json("POST", "/t/acme/oauth2/register", WRITER, &json!({"redirect_uris": ["http://evil.example/cb"]}))
+            .await;
     assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("invalid_redirect_uri")), "{}", r.text());
     let (s, v) = code_flow(&e.base, &client, "http://127.0.0.1:7/cb", "deploy:read").await;
     assert_eq!((s, v["scope"].as_str()), (200, Some("deploy:read")), "{v}");
     // Switched off.
     let settings = e.c.get(&format!("{T}/oauth-server"), WRITER).await.json();
     assert_eq!(settings["client_secret_set"], true);
-    let r = e.c.json("PUT", &format!("{T}/oauth-server"), WRITER,
-        &json!({"login_provider": "corp", "client_id": RP_CLIENT, "client_secret": RP_SECRET,
+    let r =
+        e.c.json(
+            "PUT",
+            &format!("{T}/oauth-server"),
+            WRITER,
+            &json!({"login_provider": "corp", "client_id": RP_CLIENT, "client_secret": RP_SECRET,
                 "authorization_endpoint": format!("{}/authorize", e.idp.base),
-                "token_endpoint": format!("{}/token", e.idp.base), "dynamic_registration": false})).await;
+                "token_endpoint": format!("{}/token", e.idp.base), "dynamic_registration": false}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = e.c.json("POST", "/t/acme/oauth2/register", WRITER, &json!({"redirect_uris": ["http://127.0.0.1:7/cb"]})).await;
+    let r =
+        e.c.json("POST", "/t/acme/oauth2/register", WRITER, &json!({"redirect_uris": ["http://127.0.0.1:7/cb"]})).await;
     assert_eq!(r.status, 403, "{}", r.text());
     let m = e.c.get("/.well-known/oauth-authorization-server/t/acme", WRITER).await.json();
     assert!(m.get("registration_endpoint").is_none(), "{m}");
@@ -809,11 +933,19 @@ async fn authlib_oauth2_session_does_the_whole_mcp_flow_with_pkce() {
     let client = e.idp.publish_client("authlib", &[redirect]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oauth/mcp_flow_authlib.py");
     let run = |expected: &str| {
-        let args = [script.to_string(), e.base.clone(), "deploy-mcp".into(), client.clone(), redirect.into(),
-            "deploy:read deploy:prod".into(), expected.to_string()];
+        let args = [
+            script.to_string(),
+            e.base.clone(),
+            "deploy-mcp".into(),
+            client.clone(),
+            redirect.into(),
+            "deploy:read deploy:prod".into(),
+            expected.to_string(),
+        ];
         async move {
             let out = blocking(move || std::process::Command::new("python3").args(&args).output().unwrap()).await;
-            let (o, er) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+            let (o, er) =
+                (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
             assert!(out.status.success(), "authlib script failed:\n{o}\n{er}");
             o
         }
