@@ -999,3 +999,53 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_and_consent_pages_in_headless_chromium() {
+    let probe = std::process::Command::new("python3").args(["-c", "import playwright.sync_api"]).output();
+    let have_playwright = probe.as_ref().is_ok_and(|o| o.status.success());
+    let have_chromium = std::path::Path::new(CHROMIUM).exists();
+    if !(have_playwright && have_chromium) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but the browser test cannot run: playwright importable: {have_playwright} ({probe:?}), \
+             {CHROMIUM} present: {have_chromium}"
+        );
+        eprintln!(
+            "SKIPPED the_login_and_consent_pages_in_headless_chromium: needs `python3 -m pip install playwright` \
+             and Debian's `apt-get install chromium` ({CHROMIUM}); .ci/run installs both"
+        );
+        return;
+    }
+    let e = env().await;
+    let redirect = "http://127.0.0.1:9/chromium-cb";
+    let client = e.idp.publish_client("chromium", &[redirect]);
+    let (verifier, challenge) = pkce();
+    let url = authorize_url(&e.base, &client, redirect, &challenge, DEPLOY, "deploy:read repo:read");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let args =
+        [format!("{root}/tests/ui/oauth_flow.py"), url, redirect.to_string(), format!("{root}/target/ui-screenshots")];
+    let out = blocking(move || std::process::Command::new("python3").args(&args).output().unwrap()).await;
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser flow failed:\n{stdout}\n{stderr}");
+    let code = stdout.lines().find_map(|l| l.strip_prefix("code=")).expect("a code").to_string();
+    let base = e.base.clone();
+    let (s, v) = blocking(move || {
+        token(
+            &base,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("code_verifier", &verifier),
+                ("client_id", &client),
+            ],
+            None,
+        )
+    })
+    .await;
+    assert_eq!((s, v["scope"].as_str()), (200, Some("deploy:read")), "{v}");
+    e.server.shutdown().await.unwrap();
+}
