@@ -1049,3 +1049,62 @@ async fn the_login_and_consent_pages_in_headless_chromium() {
     assert_eq!((s, v["scope"].as_str()), (200, Some("deploy:read")), "{v}");
     e.server.shutdown().await.unwrap();
 }
+
+/// The login's groups go through the OIDC issue's machinery: by default
+/// its just-in-time sync (stored memberships owned by the provider), or as
+/// request-only groups carried by the grant (`"groups": "request"`),
+/// never stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_groups_are_synced_or_request_only() {
+    let mut e = env().await;
+    e.idp.mfa_enrolled.store(true, Ordering::SeqCst);
+    // bob is not on call; his ID token says he is.
+    *e.idp.user.lock().unwrap() = "bob".into();
+    *e.idp.groups.lock().unwrap() = vec!["on-call".into()];
+    let redirect = "http://127.0.0.1:9/cb";
+    let client = e.idp.publish_client("g", &[redirect]);
+    let members = |v: Value| v.to_string().contains("user:bob");
+    // Request-only: bob gets the on-call scope, nothing is stored.
+    let r =
+        e.c.json(
+            "PUT",
+            &format!("{T}/oauth-server"),
+            WRITER,
+            &json!({"login_provider": "corp", "client_id": RP_CLIENT, "client_secret": RP_SECRET,
+                    "authorization_endpoint": format!("{}/authorize", e.idp.base),
+                    "token_endpoint": format!("{}/token", e.idp.base), "groups": "request"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (s, v) = code_flow(&e.base, &client, redirect, "deploy:prod").await;
+    assert_eq!((s, v["scope"].as_str()), (200, Some("deploy:prod")), "{v}");
+    let g = e.c.get(&format!("{T}/groups/on-call"), WRITER).await.json();
+    assert!(!members(g.clone()), "request-only groups are not stored: {g}");
+    // The grant carries them: a refresh still has the scope.
+    let rt = v["refresh_token"].as_str().unwrap().to_string();
+    let (b2, c2) = (e.base.clone(), client.clone());
+    let (s, v) = blocking(move || {
+        token(&b2, &[("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", &c2)], None)
+    })
+    .await;
+    assert_eq!((s, v["scope"].as_str()), (200, Some("deploy:prod")), "{v}");
+    // Sync (the default): the membership is stored, owned by the provider.
+    let r =
+        e.c.json(
+            "PUT",
+            &format!("{T}/oauth-server"),
+            WRITER,
+            &json!({"login_provider": "corp", "client_id": RP_CLIENT, "client_secret": RP_SECRET,
+                    "authorization_endpoint": format!("{}/authorize", e.idp.base),
+                    "token_endpoint": format!("{}/token", e.idp.base)}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (s, v) = code_flow(&e.base, &client, redirect, "deploy:prod").await;
+    assert_eq!((s, v["scope"].as_str()), (200, Some("deploy:prod")), "{v}");
+    let g = e.c.get(&format!("{T}/groups/on-call"), WRITER).await.json();
+    assert!(members(g.clone()), "synced: {g}");
+    let feed = e.c.get(&format!("{T}/changes"), WRITER).await.text();
+    assert!(feed.contains("\"actor\":\"oidc:corp\""), "the sync's write: {feed}");
+    e.server.shutdown().await.unwrap();
+}
