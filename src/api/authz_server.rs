@@ -1032,11 +1032,16 @@ fn grant_code(st: &TenantState, form: &Form, client_id: &str, now: Timestamp) ->
     };
     let mut used = rec.clone();
     used.used_by = Some(family_id.clone());
-    let changes = vec![
+    // Grants that ended are purged as new ones start (their access tokens
+    // have expired with them).
+    let purged = st.oauth().expired_families(now, 100);
+    let mut changes: Vec<Change> =
+        purged.into_iter().map(|id| Change::OAuth(OAuthChange::DeleteFamily { id })).collect();
+    changes.extend([
         Change::OAuth(OAuthChange::PutCode { digest, code: Box::new(used) }),
         Change::OAuth(OAuthChange::PutFamily { id: family_id, family: Box::new(family) }),
         issue,
-    ];
+    ]);
     let out = TokenOut {
         access_token: access,
         token_type: "Bearer",
@@ -1428,8 +1433,8 @@ async fn new_client(
         client_id_issued_at: now.0,
         client_name: name,
         redirect_uris,
+        response_types: if grant_types.contains(&"authorization_code") { vec!["code"] } else { vec![] },
         grant_types,
-        response_types: vec!["code"],
         revision: rev.unwrap_or(Revision(0)),
     })
 }

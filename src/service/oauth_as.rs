@@ -305,6 +305,11 @@ impl OAuthIndex {
         self.families.get(id).map(|f| (id.as_str(), f, d))
     }
 
+    /// Refresh-token families that ended before `now` (to purge), by id.
+    pub fn expired_families(&self, now: Timestamp, at_most: usize) -> Vec<String> {
+        self.families.iter().filter(|(_, f)| f.exp <= now).take(at_most).map(|(id, _)| id.clone()).collect()
+    }
+
     pub fn family(&self, id: &str) -> Option<&RefreshFamily> {
         self.families.get(id)
     }
