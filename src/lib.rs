@@ -38,6 +38,11 @@
 //!   stored and such an evaluation neither reads nor fills the view cache.
 //!   Key sets are fetched by the service ([`service::identity`]), never by
 //!   the engine.
+//! - The OAuth authorization server (`api::authz_server`, `/t/{tenant}/oauth2/*`)
+//!   computes every grant's scope with [`query::token_scope_with`], takes the
+//!   login's user and groups from the OIDC verification and sync, and keeps
+//!   its clients, codes, refresh-token families and consents as
+//!   [`service::oauth_as`] changes on the one write path (digests only).
 #![deny(clippy::unwrap_used)]
 
 pub mod api;

@@ -27,6 +27,7 @@ fn op_out(change: Change) -> OpOut {
         Change::Token(t) => OpOut::token(t),
         Change::ScimToken(t) => OpOut::scim_token(t),
         Change::Identity(c) => OpOut::identity(c),
+        Change::OAuth(c) => super::authz_server::op_out(c),
     }
 }
 

@@ -9,6 +9,7 @@
 //! (method, path); tests check it against the router and `schema/openapi.yaml`.
 
 pub mod auth;
+mod authz_server;
 mod authzen;
 mod changes;
 mod drain;
@@ -125,7 +126,21 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/tenants/{tenant}/identity-providers/{name}"),
     ("DELETE", "/v1/tenants/{tenant}/identity-providers/{name}"),
     ("POST", "/v1/tenants/{tenant}/identity-providers/{name}/sync"),
+    ("GET", "/.well-known/oauth-authorization-server/t/{tenant}"),
+    ("POST", "/t/{tenant}/oauth2/token"),
+    ("POST", "/t/{tenant}/oauth2/revoke"),
+    ("POST", "/t/{tenant}/oauth2/register"),
+    ("GET", "/v1/tenants/{tenant}/oauth-server"),
+    ("PUT", "/v1/tenants/{tenant}/oauth-server"),
+    ("GET", "/v1/tenants/{tenant}/oauth-clients"),
+    ("POST", "/v1/tenants/{tenant}/oauth-clients"),
+    ("DELETE", "/v1/tenants/{tenant}/oauth-clients/{client_id}"),
 ];
+
+/// An authorization-server change in words (the admin UI's activity log).
+pub fn oauth_change_words(c: &crate::service::oauth_as::OAuthChange) -> String {
+    authz_server::change_words(c)
+}
 
 /// The issuer URL when none is configured.
 pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
@@ -149,6 +164,9 @@ pub struct ApiConfig {
     pub max_in_flight_per_caller: usize,
     /// Serve the admin UI at `/ui/` ([`crate::ui`]; `holdfast serve --no-ui` turns it off).
     pub ui: bool,
+    /// Fetch Client ID Metadata Documents over http on loopback addresses
+    /// (tests; `holdfast serve --allow-insecure-client-metadata`).
+    pub allow_insecure_client_metadata: bool,
 }
 
 impl Default for ApiConfig {
@@ -161,6 +179,7 @@ impl Default for ApiConfig {
             issuer: DEFAULT_ISSUER,
             max_in_flight_per_caller: 64,
             ui: true,
+            allow_insecure_client_metadata: false,
         }
     }
 }
@@ -172,6 +191,7 @@ struct Shared {
     config: ApiConfig,
     in_flight: InFlight,
     ui_sessions: crate::ui::Sessions,
+    authz: authz_server::Runtime,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -191,6 +211,7 @@ impl AppState {
             config,
             in_flight: InFlight::default(),
             ui_sessions: crate::ui::Sessions::default(),
+            authz: authz_server::Runtime::default(),
         }))
     }
 
@@ -218,6 +239,11 @@ impl AppState {
     /// Signed-in sessions of the admin UI.
     pub fn ui_sessions(&self) -> &crate::ui::Sessions {
         &self.0.ui_sessions
+    }
+
+    /// Logins in progress and caches of the OAuth authorization server.
+    pub(crate) fn authz(&self) -> &authz_server::Runtime {
+        &self.0.authz
     }
 
     /// The server clock (the API layer is the only one that reads it).
@@ -313,6 +339,7 @@ pub fn router(state: AppState) -> Router {
         .merge(authzen::routes())
         .merge(ui)
         .merge(identity::routes())
+        .merge(authz_server::routes())
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

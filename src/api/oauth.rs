@@ -59,7 +59,7 @@ pub fn routes() -> Router<AppState> {
         .route("/oauth2/revoke", post(revoke))
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
@@ -87,7 +87,7 @@ fn resolve_app(st: &TenantState, application: Option<&str>, resource: Option<&st
 
 /// The application's canonical URI: its `resource` attribute, else its URL
 /// under this server.
-fn resource_of(state: &AppState, st: &TenantState, tenant: &str, app: &str) -> String {
+pub(super) fn resource_of(state: &AppState, st: &TenantState, tenant: &str, app: &str) -> String {
     st.object(&ObjectRef::new(ObjectType::Application, app))
         .and_then(|a| a.get("resource"))
         .and_then(|v| v.as_str())
@@ -98,7 +98,7 @@ fn resource_of(state: &AppState, st: &TenantState, tenant: &str, app: &str) -> S
 }
 
 /// `"a b c"` → `["a", "b", "c"]`; absent stays absent (= everything entitled).
-fn requested_scopes(text: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
+pub(super) fn requested_scopes(text: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
     let Some(text) = text else { return Ok(None) };
     let list: Vec<String> = text.split_ascii_whitespace().map(str::to_string).collect();
     if list.is_empty() {
@@ -124,7 +124,7 @@ fn token_subject(text: &str) -> Result<ObjectRef, ApiError> {
     Ok(s)
 }
 
-fn compute(
+pub(super) fn compute(
     st: &TenantState,
     subject: &str,
     app: &str,
@@ -274,7 +274,7 @@ fn lifetime(l: Option<&Lifetime>) -> Result<u64, ApiError> {
     Ok(secs)
 }
 
-fn no_store(mut res: Response) -> Response {
+pub(super) fn no_store(mut res: Response) -> Response {
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     res
@@ -456,7 +456,7 @@ async fn metadata(
     let st = t.read();
     let scopes = st.app_scope_names(&app).ok_or_else(|| ApiError::not_found("application", &app))?;
     let servers = super::resources::authorization_servers(st.object(&ObjectRef::new(ObjectType::Application, &app)))
-        .unwrap_or_else(|| vec![state.config().issuer.to_string()]);
+        .unwrap_or_else(|| vec![super::authz_server::tenant_issuer(&state, &tenant)]);
     Ok(axum::Json(json!({
         "resource": resource_of(&state, &st, &tenant, &app),
         "authorization_servers": servers,
@@ -468,7 +468,7 @@ async fn metadata(
 // ------------------------------------------------- RFC 7662 / RFC 7009 (OAuth)
 
 /// An OAuth error answer, RFC 6749 §5.2 shape.
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(super) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let mut res =
         no_store((status, axum::Json(json!({"error": error, "error_description": description}))).into_response());
     if status == StatusCode::UNAUTHORIZED {
@@ -524,7 +524,7 @@ fn inactive() -> Response {
 }
 
 /// The parameters of a form body, by name.
-type Form = BTreeMap<String, String>;
+pub(super) type Form = BTreeMap<String, String>;
 
 /// The common start of introspection and revocation: the calling
 /// application's credentials, the form body, and a non-empty `token` in it.
@@ -555,7 +555,7 @@ fn token_request(
 
 /// The parameters of a form-encoded body; a repeated parameter is an error.
 #[allow(clippy::result_large_err)]
-fn parse_form(body: &[u8]) -> Result<Form, Response> {
+pub(super) fn parse_form(body: &[u8]) -> Result<Form, Response> {
     let bad = |m: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", m);
     let text = std::str::from_utf8(body).map_err(|_| bad("the body is not UTF-8"))?;
     if malformed_escape(text) {
@@ -664,7 +664,7 @@ const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::n
 );
 
 /// The `client_id:client_secret` text of a Basic header's credentials.
-fn basic_credentials(encoded: &str) -> Option<String> {
+pub(super) fn basic_credentials(encoded: &str) -> Option<String> {
     String::from_utf8(BASE64.decode(encoded.trim()).ok()?).ok()
 }
 
@@ -679,7 +679,7 @@ fn malformed_escape(s: &str) -> bool {
 
 /// One `application/x-www-form-urlencoded` component (`+` is a space), as
 /// RFC 6749 §2.3.1 has the client id and secret encoded inside Basic.
-fn form_decode(s: &str) -> Option<String> {
+pub(super) fn form_decode(s: &str) -> Option<String> {
     if malformed_escape(s) {
         return None;
     }

@@ -669,6 +669,20 @@ pub enum OpOut {
         provider: String,
         user: String,
     },
+    /// A record of the OAuth authorization server: `event` says which
+    /// (`settings`, `client`, `code`, `grant`, `consent`...), `id` names
+    /// it (a client id, or a digest prefix: never a code or token value).
+    #[serde(rename = "oauth")]
+    OAuth {
+        event: &'static str,
+        id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+    },
 }
 
 impl OpOut {

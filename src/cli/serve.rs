@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Do not serve the admin UI at `/ui/`.
     #[arg(long)]
     no_ui: bool,
+    /// Accept OAuth Client ID Metadata Documents served over plain http on
+    /// a loopback address (for tests and local development only).
+    #[arg(long)]
+    allow_insecure_client_metadata: bool,
 }
 
 fn now_ms() -> u64 {
@@ -151,8 +155,16 @@ pub fn run(a: &ServeArgs) -> Result<ExitCode, String> {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let issuer = a.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
         let issuer: &'static str = Box::leak(issuer.trim_end_matches('/').to_string().into_boxed_str());
-        let state =
-            AppState::with_config(Arc::new(hf), keys, api::ApiConfig { issuer, ui: !a.no_ui, ..Default::default() });
+        let state = AppState::with_config(
+            Arc::new(hf),
+            keys,
+            api::ApiConfig {
+                issuer,
+                ui: !a.no_ui,
+                allow_insecure_client_metadata: a.allow_insecure_client_metadata,
+                ..Default::default()
+            },
+        );
         let ui = if a.no_ui { String::new() } else { format!("; admin UI: http://{addr}/ui/") };
         eprintln!("holdfast listening on http://{addr} (data: {}{ui})", a.data.display());
         api::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())

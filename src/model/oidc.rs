@@ -242,6 +242,12 @@ pub struct VerifiedToken {
     pub ignored: Vec<String>,
     /// The token's `exp`.
     pub exp: Timestamp,
+    /// The `nonce`, `acr`, `amr` and `auth_time` claims, when present: a
+    /// relying party (the OAuth authorization server's login) checks them.
+    pub nonce: Option<String>,
+    pub acr: Option<String>,
+    pub amr: Vec<String>,
+    pub auth_time: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for VerifiedToken {
@@ -465,6 +471,14 @@ pub fn verify(
         groups: groups.into_iter().collect(),
         ignored: ignored.into_iter().collect(),
         exp: Timestamp(i64::try_from(exp).unwrap_or(i64::MAX)),
+        nonce: claims.get("nonce").and_then(Value::as_str).map(str::to_string),
+        acr: claims.get("acr").and_then(Value::as_str).map(str::to_string),
+        amr: claims
+            .get("amr")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default(),
+        auth_time: number(&claims_v, "auth_time")?.map(|t| Timestamp(i64::try_from(t).unwrap_or(i64::MAX))),
     })
 }
 

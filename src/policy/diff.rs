@@ -407,6 +407,7 @@ fn change_key(c: &Change) -> String {
         Change::Token(c) => format!("K {c:?}"),
         Change::ScimToken(c) => format!("C {c:?}"),
         Change::Identity(c) => format!("I {c:?}"),
+        Change::OAuth(c) => format!("A {c:?}"),
     }
 }
 
@@ -458,7 +459,7 @@ fn seeds(fb: &FactBase, c: &Change) -> Vec<NodeId> {
         // Tokens carry no access of their own: what they may do is
         // re-intersected with the tenant at every introspection.
         // Identity providers: their settings grant nothing by themselves.
-        Change::Token(_) | Change::ScimToken(_) | Change::Identity(_) => vec![],
+        Change::Token(_) | Change::ScimToken(_) | Change::Identity(_) | Change::OAuth(_) => vec![],
     }
 }
 

@@ -4,6 +4,7 @@
 //! memory, under the tenant's write lock; readers see a consistent state.
 
 pub mod identity;
+pub mod oauth_as;
 mod read;
 mod records;
 pub mod scim_tokens;
@@ -46,6 +47,8 @@ pub enum Change {
     ScimToken(scim_tokens::ScimTokenChange),
     /// An identity provider, or what its syncs own ([`identity`]).
     Identity(identity::IdentityChange),
+    /// A record of the OAuth authorization server ([`oauth_as`]).
+    OAuth(oauth_as::OAuthChange),
 }
 
 /// A condition on the current state that a batch requires.
@@ -162,6 +165,8 @@ pub struct TenantState {
     scim_tokens: scim_tokens::ScimTokenIndex,
     /// OIDC identity providers and what their syncs own ([`identity`]).
     identity: identity::IdentityIndex,
+    /// The OAuth authorization server's records ([`oauth_as`]).
+    oauth: oauth_as::OAuthIndex,
     /// Revision of the last write applied to this tenant.
     revision: u64,
 }
@@ -203,6 +208,11 @@ impl TenantState {
     /// Access tokens and application client credentials.
     pub fn tokens(&self) -> &TokenIndex {
         &self.tokens
+    }
+
+    /// The OAuth authorization server's records.
+    pub fn oauth(&self) -> &oauth_as::OAuthIndex {
+        &self.oauth
     }
 
     /// SCIM bearer tokens.
@@ -366,6 +376,7 @@ impl TenantState {
             Change::Token(c) => self.tokens.apply(c),
             Change::ScimToken(c) => self.scim_tokens.apply(c),
             Change::Identity(c) => self.identity.apply(c),
+            Change::OAuth(c) => self.oauth.apply(c),
         }
     }
 

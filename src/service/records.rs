@@ -49,11 +49,15 @@ pub fn encode_change(c: &Change) -> Op {
         Change::Token(c) => super::tokens::encode(c),
         Change::ScimToken(c) => super::scim_tokens::encode(c),
         Change::Identity(c) => super::identity::encode(c),
+        Change::OAuth(c) => super::oauth_as::encode(c),
     }
 }
 
 /// Decodes a stored record back into the change that wrote it.
 pub fn decode_record(key: &str, value: &[u8]) -> Result<Change, String> {
+    if let Some(c) = super::oauth_as::decode_record(key, value) {
+        return c.map(Change::OAuth);
+    }
     if let Some(c) = super::scim_tokens::decode_record(key, value) {
         return c.map(Change::ScimToken);
     }
@@ -87,6 +91,9 @@ pub fn decode_record(key: &str, value: &[u8]) -> Result<Change, String> {
 /// Decodes one change-log operation back into the change that wrote it
 /// (a delete names only its key, so it decodes to the matching removal).
 pub fn decode_op(op: &Op) -> Result<Change, String> {
+    if let Some(c) = super::oauth_as::decode_op(op) {
+        return c.map(Change::OAuth);
+    }
     if let Some(c) = super::scim_tokens::decode_op(op) {
         return c.map(Change::ScimToken);
     }

@@ -180,6 +180,7 @@ fn describe(c: &Change) -> String {
         Change::Token(TokenChange::DeleteClient(_)) => "revoked application client credentials".into(),
         Change::Token(_) => "changed an access token".into(),
         Change::ScimToken(_) => "changed a SCIM token".into(),
+        Change::OAuth(c) => crate::api::oauth_change_words(c),
         Change::Identity(IdentityChange::PutProvider(name, _)) => format!("configured identity provider {name}"),
         Change::Identity(IdentityChange::DeleteProvider(name)) => format!("removed identity provider {name}"),
         Change::Identity(IdentityChange::PutSynced { provider, user, groups }) => {

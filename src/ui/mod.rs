@@ -21,6 +21,7 @@
 mod access;
 mod catalog;
 mod groups;
+pub mod oauth_pages;
 mod policy;
 pub mod session;
 mod subjects;
@@ -376,7 +377,7 @@ fn signed_page(
 }
 
 /// A page without a session (sign-in, refusals).
-fn bare_page(status: StatusCode, title: &str, body: Markup) -> Response {
+pub(crate) fn bare_page(status: StatusCode, title: &str, body: Markup) -> Response {
     let header = html! { header.top { div.bar { a.brand href="/ui/" { "Holdfast" } } } };
     (status, maud::PreEscaped(document(title, header, body).into_string())).into_html()
 }

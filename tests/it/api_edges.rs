@@ -53,7 +53,7 @@ async fn protected_resource_metadata_names_the_real_authorization_server() {
     let path = "/v1/tenants/acme/applications/github-mcp/.well-known/oauth-protected-resource";
     let (s, _, b) = call(&state, "GET", path, None, None).await;
     assert_eq!(s, 200, "{b}");
-    assert_eq!(b["authorization_servers"], json!([state.config().issuer]));
+    assert_eq!(b["authorization_servers"], json!([format!("{}/t/acme", state.config().issuer)]));
 
     let app =
         json!({"scopes_supported": ["pr:read", "pr:write"], "authorization_servers": ["https://login.example.com"]});
@@ -104,7 +104,7 @@ fn serve_defaults_the_issuer_to_its_listen_url() {
     let _ = child.kill();
     let _ = child.wait();
     let body: serde_json::Value = serde_json::from_str(&text[text.find("\r\n\r\n").unwrap() + 4..]).unwrap();
-    assert_eq!(body["authorization_servers"], json!([format!("http://{addr}")]), "{text}");
+    assert_eq!(body["authorization_servers"], json!([format!("http://{addr}/t/acme")]), "{text}");
 }
 
 /// The change feed is a service query: a memory-only instance answers it

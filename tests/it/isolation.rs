@@ -60,9 +60,12 @@ fn concrete(template: &str) -> String {
 /// Routes outside the key-per-tenant rule: everything not under
 /// `/v1/tenants/{tenant}` or `/uflow` (operations, OAuth client endpoints
 /// with client credentials, stateless policy validation), and the public
-/// RFC 9728 metadata.
+/// RFC 9728 metadata, and the tenants' OAuth authorization-server
+/// endpoints (`/t/{tenant}/oauth2/*`: OAuth clients, never API keys).
 fn keyless(path: &str) -> bool {
-    !(path.contains("{tenant}") || path.starts_with("/uflow/")) || path.contains("/.well-known/")
+    !(path.contains("{tenant}") || path.starts_with("/uflow/"))
+        || path.contains("/.well-known/")
+        || path.starts_with("/t/{tenant}/oauth2/")
 }
 
 async fn snapshot(s: &AppState) -> (u64, Value, Value) {

@@ -18,6 +18,7 @@ mod hostile;
 mod isolation;
 mod layering;
 mod listing;
+mod oauth_as;
 mod oidc;
 mod one_door;
 mod policy_api;
