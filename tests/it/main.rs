@@ -11,6 +11,7 @@ mod authzen;
 mod bad_input;
 mod conditions_validation;
 mod crash;
+mod datastore;
 mod engine_prop;
 mod fast_path;
 mod fuzz_regressions;
