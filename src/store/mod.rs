@@ -3,6 +3,8 @@
 //!
 //! * [`fjall`] ([`Store`]): embedded, one process over one directory — the
 //!   default (`holdfast serve --data DIR`).
+//! * [`postgres`] ([`PgStore`]): several replicas over one PostgreSQL
+//!   database (`holdfast serve --datastore postgres://...`).
 //!
 //! A datastore knows tenants, opaque record keys, opaque byte values, global
 //! revisions and a change log. It knows nothing about authorization: the
@@ -23,8 +25,10 @@
 //!   [`Datastore::changes_after`] follows the log from exactly there.
 
 pub mod fjall;
+pub mod postgres;
 
 pub use self::fjall::Store;
+pub use self::postgres::PgStore;
 
 use std::collections::BTreeMap;
 
@@ -187,4 +191,13 @@ pub trait Datastore: Send + Sync + std::fmt::Debug {
 
     /// Makes everything written so far durable and cheap to reopen (clean shutdown).
     fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// Last op per key, in the order of the keys' last ops: what a batch leaves.
+pub(crate) fn last_ops(ops: &[Op]) -> Vec<&Op> {
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        last.insert(op.key(), i);
+    }
+    ops.iter().enumerate().filter(|(i, op)| last.get(op.key()) == Some(i)).map(|(_, op)| op).collect()
 }

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use holdfast::store::{Commit, Datastore, Durability, Op, Snapshot, Store, StoreError};
+use holdfast::store::{Commit, Datastore, Durability, Op, PgStore, Snapshot, Store, StoreError};
+
+use super::pg_support::PgCluster;
 
 /// A datastore and what keeps it alive; [`Backend::reopen`] opens it again.
 pub struct Backend {
@@ -28,6 +30,19 @@ impl Backend {
             another: Box::new(Arc::clone),
             _guard: Box::new(dir),
         }
+    }
+
+    pub fn postgres(test: &str) -> Option<Backend> {
+        let cluster = PgCluster::start(test)?;
+        let url = cluster.fresh_db();
+        let store: Arc<dyn Datastore> = Arc::new(PgStore::open(&url, true).unwrap());
+        let url2 = url.clone();
+        Some(Backend {
+            store,
+            reopen: Box::new(move || Arc::new(PgStore::open(&url, false).unwrap())),
+            another: Box::new(move |_| Arc::new(PgStore::open(&url2, false).unwrap())),
+            _guard: Box::new(cluster),
+        })
     }
 
     /// Closes the datastore and opens it again (fjall: the same directory).
@@ -234,6 +249,16 @@ macro_rules! every_engine {
     ($($name:ident),* $(,)?) => {
         mod fjall_engine {
             $( #[test] fn $name() { super::$name(super::Backend::fjall()); } )*
+        }
+        mod postgres_engine {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(b) = super::Backend::postgres(concat!("datastore::postgres_engine::", stringify!($name))) {
+                        super::$name(b);
+                    }
+                }
+            )*
         }
     };
 }
