@@ -58,6 +58,22 @@ pub struct ServeArgs {
     /// Do not serve the admin UI at `/ui/`.
     #[arg(long)]
     no_ui: bool,
+    /// Load and serve only these tenants (comma-separated); others answer
+    /// 404. Route by tenant path at the load balancer.
+    #[arg(long, value_delimiter = ',')]
+    tenants: Option<Vec<String>>,
+    /// With `--datastore`: how long the change log is kept (older
+    /// `changes?since=` answer 410).
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    changes_retention: std::time::Duration,
+    /// With `--datastore`: how long a read with `at_least` waits for this
+    /// replica to reach that revision before answering 409.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    at_least_timeout: std::time::Duration,
+    /// With `--datastore`: the longest wait between two polls of the change
+    /// log (a NOTIFY wakes the tailer sooner).
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    tail_interval: std::time::Duration,
 }
 
 fn now_ms() -> u64 {
@@ -69,6 +85,10 @@ fn now_ms() -> u64 {
 /// committed only if the tenant is still empty there: replicas starting
 /// together load it once.
 fn load_if_empty(hf: &Holdfast, p: &Policy, actor: &str) -> Result<(), String> {
+    if !hf.serves(&p.tenant) {
+        eprintln!("tenant `{}` is not among --tenants; not loading {}", p.tenant, p.source);
+        return Ok(());
+    }
     let skip = || eprintln!("tenant `{}` already has data; not loading {}", p.tenant, p.source);
     if hf.tenant(&p.tenant).is_some_and(|t| t.read().revision() > 0) {
         skip();
@@ -159,7 +179,7 @@ pub fn run(a: &ServeArgs) -> Result<ExitCode, String> {
         DurabilityArg::Buffered => Durability::Buffered,
     };
     let url = datastore::datastore_url(a.datastore.as_deref());
-    let (hf, place) = datastore::open(&a.data, url.as_deref(), durability, true, None)?;
+    let (hf, place) = datastore::open(&a.data, url.as_deref(), durability, true, a.tenants.as_deref())?;
     if a.demo {
         let p = policy::compile(DEMO_POLICY, "examples/acme.yaml").map_err(|e| e.to_string())?;
         load_if_empty(&hf, &p, "demo")?;
@@ -176,8 +196,12 @@ pub fn run(a: &ServeArgs) -> Result<ExitCode, String> {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let issuer = a.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
         let issuer: &'static str = Box::leak(issuer.trim_end_matches('/').to_string().into_boxed_str());
-        let state =
-            AppState::with_config(Arc::new(hf), keys, api::ApiConfig { issuer, ui: !a.no_ui, ..Default::default() });
+        let hf = Arc::new(hf);
+        // With a shared datastore: follow what the other replicas commit.
+        let _tailer = hf.spawn_tailer(a.tail_interval, Some(a.changes_retention));
+        let config =
+            api::ApiConfig { issuer, ui: !a.no_ui, at_least_timeout: a.at_least_timeout, ..Default::default() };
+        let state = AppState::with_config(hf, keys, config);
         let ui = if a.no_ui { String::new() } else { format!("; admin UI: http://{addr}/ui/") };
         eprintln!("holdfast listening on http://{addr} (data: {place}{ui})");
         api::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())

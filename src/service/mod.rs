@@ -7,6 +7,7 @@ pub mod identity;
 mod read;
 mod records;
 pub mod scim_tokens;
+mod tail;
 pub mod tokens;
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,6 +25,7 @@ use crate::store::{Commit, Datastore, Durability, Store};
 pub use crate::store::StoreError;
 pub use read::BindingFilter;
 pub use records::{decode_op, decode_record, encode_change, Record};
+pub use tail::ReplicationStatus;
 pub use tokens::{TokenChange, TokenIndex};
 
 /// One change to a tenant.
@@ -87,6 +89,9 @@ pub enum WriteError {
     IdentityProvider(crate::model::oidc::ProviderError),
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// `--tenants`: this replica does not serve the tenant.
+    #[error("tenant `{0}` is not served by this replica")]
+    NotServed(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +100,7 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("stored record `{key}` of tenant `{tenant}` is unreadable: {reason}")]
     Corrupt { tenant: String, key: String, reason: String },
-    #[error("changes after revision `{since}` are no longer kept in memory (the oldest kept follows `{oldest}`)")]
+    #[error("changes after revision `{since}` are no longer kept (the oldest kept follows `{oldest}`)")]
     ChangesTruncated { since: u64, oldest: u64 },
 }
 
@@ -523,6 +528,8 @@ pub struct Holdfast {
     memory_log: std::sync::Mutex<MemoryLog>,
     /// Key sets of identity providers with a `jwks_uri` ([`identity`]).
     jwks: identity::JwksCache,
+    /// Following a shared datastore ([`tail`]).
+    replication: tail::Replication,
 }
 
 impl Holdfast {
@@ -536,6 +543,7 @@ impl Holdfast {
             clients: RwLock::default(),
             memory_log: Default::default(),
             jwks: Default::default(),
+            replication: Default::default(),
         }
     }
 
@@ -554,7 +562,8 @@ impl Holdfast {
     /// from `store`, read at one consistent revision ([`Datastore::load`]).
     pub fn with_datastore(store: Arc<dyn Datastore>, only: Option<&[String]>) -> Result<Self, ServiceError> {
         let snapshot = store.load(only)?;
-        let hf = Holdfast { revision: AtomicU64::new(snapshot.revision), ..Holdfast::in_memory() };
+        let mut hf = Holdfast { revision: AtomicU64::new(snapshot.revision), ..Holdfast::in_memory() };
+        hf.replication.only = only.map(|o| o.iter().cloned().collect());
         let mut by_tenant: BTreeMap<String, Vec<Change>> = BTreeMap::new();
         for (tenant, key, value) in snapshot.records {
             let change = decode_record(&key, &value).map_err(|reason| ServiceError::Corrupt {
@@ -630,6 +639,9 @@ impl Holdfast {
         if changes.len() + preconditions.len() > MAX_BATCH {
             return Err(WriteError::TooLarge(changes.len() + preconditions.len(), MAX_BATCH));
         }
+        if !self.serves(tenant) {
+            return Err(WriteError::NotServed(tenant.to_string()));
+        }
         let t = self.tenant_or_create(tenant);
         let mut st = t.write();
         // A blind write is the same batch whatever else committed first: on
@@ -639,6 +651,11 @@ impl Holdfast {
             self.catch_up_locked(tenant, &mut st)?;
             match self.commit_locked(tenant, &mut st, &changes, preconditions, actor, at_unix_ms) {
                 Err(WriteError::Store(StoreError::Conflict { .. })) if attempts < MAX_CONFLICT_RETRIES => attempts += 1,
+                Ok(revision) => {
+                    drop(st);
+                    self.after_commit(revision);
+                    return Ok(revision);
+                }
                 other => return other,
             }
         }
@@ -656,6 +673,9 @@ impl Holdfast {
         at_unix_ms: u64,
         f: impl FnOnce(&TenantState) -> Result<(Vec<Change>, T), E>,
     ) -> Result<(Option<u64>, T), E> {
+        if !self.serves(tenant) {
+            return Err(WriteError::NotServed(tenant.to_string()).into());
+        }
         let t = self.tenant_or_create(tenant);
         let mut st = t.write();
         self.catch_up_locked(tenant, &mut st).map_err(|e| E::from(WriteError::from(e)))?;
@@ -667,6 +687,8 @@ impl Holdfast {
             return Err(WriteError::TooLarge(changes.len(), MAX_BATCH).into());
         }
         let revision = self.commit_locked(tenant, &mut st, &changes, &[], actor, at_unix_ms)?;
+        drop(st);
+        self.after_commit(revision);
         Ok((Some(revision), out))
     }
 
@@ -704,7 +726,9 @@ impl Holdfast {
                 // With other writers, the state validated above must still
                 // be the tenant's state inside the commit.
                 let expect_head = store.shared().then_some(st.revision);
-                store.commit(&Commit { tenant, actor, at_unix_ms, ops: &ops, expect_head })?
+                store
+                    .commit(&Commit { tenant, actor, at_unix_ms, ops: &ops, expect_head })
+                    .inspect_err(|e| self.note_store_error(e))?
             }
             None => {
                 let revision = self.revision.load(Ordering::Acquire) + 1;
@@ -739,7 +763,11 @@ impl Holdfast {
             st.apply(c);
         }
         st.revision = revision;
-        self.revision.fetch_max(revision, Ordering::AcqRel);
+        // With other writers the watermark is the tail's ([`tail`]): this
+        // replica may not have applied every lower revision yet.
+        if !self.is_shared() {
+            self.revision.fetch_max(revision, Ordering::AcqRel);
+        }
     }
 
     /// With a shared datastore, applies what other writers committed to
@@ -780,7 +808,11 @@ impl Holdfast {
                 .collect());
         };
         store
-            .tenant_changes(tenant, since, limit)?
+            .tenant_changes(tenant, since, limit)
+            .map_err(|e| match e {
+                StoreError::Pruned { since, horizon } => ServiceError::ChangesTruncated { since, oldest: horizon },
+                other => ServiceError::Store(other),
+            })?
             .into_iter()
             .map(|c| {
                 let changes = decode_ops(tenant, &c).map_err(|e| match e {

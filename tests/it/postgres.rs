@@ -172,3 +172,197 @@ fn migrate_import_serve_and_restart_on_postgres() {
     let (_, tuples) = b.call("GET", "/v1/tenants/acme/tuples?page_size=1000", None);
     assert_eq!(tuples["tuples"].as_array().unwrap().len(), imported);
 }
+
+/// Two replicas on one database, both started from it.
+fn two_replicas(test: &str) -> Option<(PgCluster, String, Replica, Replica)> {
+    let pg = PgCluster::start(test)?;
+    let url = pg.fresh_db();
+    let a = Replica::start(&url, &[]);
+    let b = Replica::start(&url, &[]);
+    Some((pg, url, a, b))
+}
+
+/// Write on A, check on B with `at_least` (allow, after waiting for the
+/// tail); delete on B, check on A (deny); a revision nobody wrote yet is
+/// waited for (bounded) and then refused with 409 `revision_not_visible`.
+#[test]
+fn write_on_one_replica_check_on_another_with_at_least() {
+    let Some((_pg, _url, a, b)) = two_replicas("postgres::write_on_one_replica_check_on_another_with_at_least") else {
+        return;
+    };
+    setup(&a);
+    let (s, w) = a.write(json!({"writes": ["group:members#member@user:alice"]}));
+    assert_eq!(s, 200, "{w}");
+    let rev = revision(&w);
+    let (s, c) = b.check("user:alice", Some(rev));
+    assert_eq!((s, c["decision"].as_str()), (200, Some("allow")), "{c}");
+    assert!(revision(&c) >= rev, "{c}");
+
+    let (s, d) = b.write(json!({"deletes": ["group:members#member@user:alice"]}));
+    assert_eq!(s, 200, "{d}");
+    let rev2 = revision(&d);
+    assert!(rev2 > rev);
+    let (s, c) = a.check("user:alice", Some(rev2));
+    assert_eq!((s, c["decision"].as_str()), (200, Some("deny")), "{c}");
+
+    let started = Instant::now();
+    let (s, e) = a.check("user:alice", Some(rev2 + 1000));
+    let waited = started.elapsed();
+    assert_eq!((s, e["error"]["code"].as_str()), (409, Some("revision_not_visible")), "{e}");
+    assert!(waited >= Duration::from_millis(900), "answered after {waited:?}, before the 1 s default wait");
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+}
+
+/// Writers on two replicas at once: every acknowledged revision is
+/// distinct, and both change feeds list the same changes.
+#[test]
+fn concurrent_writes_on_two_replicas_get_distinct_revisions_and_equal_feeds() {
+    let Some((_pg, _url, a, b)) =
+        two_replicas("postgres::concurrent_writes_on_two_replicas_get_distinct_revisions_and_equal_feeds")
+    else {
+        return;
+    };
+    setup(&a);
+    let revs: Vec<u64> = std::thread::scope(|s| {
+        let hs: Vec<_> = [&a, &b, &a, &b]
+            .into_iter()
+            .enumerate()
+            .map(|(w, r)| {
+                s.spawn(move || {
+                    (0..15)
+                        .map(|i| {
+                            let (st, v) = r.write(json!({"writes": [format!("group:members#member@user:w{w}u{i}")]}));
+                            assert_eq!(st, 200, "{v}");
+                            revision(&v)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let distinct: std::collections::BTreeSet<u64> = revs.iter().copied().collect();
+    assert_eq!(distinct.len(), revs.len(), "a revision was handed out twice: {revs:?}");
+    let last = *distinct.iter().max().unwrap();
+    let feed = |r: &Replica| -> Vec<(u64, Value)> {
+        // Both must have reached the last revision first.
+        assert_eq!(r.check("user:w0u0", Some(last)).0, 200);
+        let (s, v) = r.call("GET", &format!("{T}/changes?since=0&limit=1000"), None);
+        assert_eq!(s, 200, "{v}");
+        v["changes"].as_array().unwrap().iter().map(|c| (revision(c), c["ops"].clone())).collect()
+    };
+    let (fa, fb) = (feed(&a), feed(&b));
+    assert_eq!(fa, fb);
+    let listed: std::collections::BTreeSet<u64> = fa.iter().map(|(r, _)| *r).collect();
+    assert!(distinct.is_subset(&listed), "acknowledged writes missing from the feed");
+    assert_eq!(listed.len(), 60 + 3, "60 writes and the setup's 3");
+}
+
+/// The same precondition on two replicas at the same moment: exactly one
+/// write wins, the other answers 409 `precondition_failed`.
+#[test]
+fn a_precondition_race_across_replicas_has_exactly_one_winner() {
+    let Some((_pg, _url, a, b)) = two_replicas("postgres::a_precondition_race_across_replicas_has_exactly_one_winner")
+    else {
+        return;
+    };
+    setup(&a);
+    for round in 0..20 {
+        let t = format!("group:members#member@user:race{round}");
+        let body = json!({"writes": [t], "preconditions": [{"tuple": t, "exists": false}]});
+        let barrier = std::sync::Barrier::new(2);
+        let (ra, rb) = std::thread::scope(|s| {
+            let ha = s.spawn(|| {
+                barrier.wait();
+                a.write(body.clone())
+            });
+            let hb = s.spawn(|| {
+                barrier.wait();
+                b.write(body.clone())
+            });
+            (ha.join().unwrap(), hb.join().unwrap())
+        });
+        let mut statuses = [ra.0, rb.0];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409], "round {round}: {} / {}", ra.1, rb.1);
+        let loser = if ra.0 == 409 { &ra.1 } else { &rb.1 };
+        assert_eq!(loser["error"]["code"], "precondition_failed", "{loser}");
+    }
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!("Basic {}", super::api_support::b64(format!("{}:{}", enc(id), enc(secret)).as_bytes()))
+}
+
+fn introspect(r: &Replica, auth: &str, token: &str) -> Value {
+    let form = format!("token={token}&token_type_hint=access_token");
+    let res = Client::new(r.addr, false)
+        .request(
+            "POST",
+            "/oauth2/introspect",
+            &[("authorization", auth), ("content-type", "application/x-www-form-urlencoded")],
+            form.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(res.status, 200, "{}", res.text());
+    serde_json::from_str(&res.text()).unwrap()
+}
+
+/// A token minted on A introspects (with credentials made on A) on B, and
+/// stops introspecting on A and B once C suspended its subject.
+#[test]
+fn a_token_minted_on_one_replica_introspects_on_another_until_a_third_suspends() {
+    let Some((_pg, url, a, b)) =
+        two_replicas("postgres::a_token_minted_on_one_replica_introspects_on_another_until_a_third_suspends")
+    else {
+        return;
+    };
+    let c = Replica::start(&url, &[]);
+    setup(&a);
+    assert_eq!(a.write(json!({"writes": ["group:members#member@user:alice"]})).0, 200);
+    let (s, cred) = a.call("POST", &format!("{T}/applications/app/credentials"), Some(&json!({})));
+    assert_eq!(s, 201, "{cred}");
+    let auth = basic(cred["client_id"].as_str().unwrap(), cred["client_secret"].as_str().unwrap());
+    let (s, m) = a.call(
+        "POST",
+        &format!("{T}/tokens"),
+        Some(&json!({"subject": "user:alice", "application": "app", "client_id": "cursor"})),
+    );
+    assert_eq!(s, 200, "{m}");
+    let token = m["access_token"].as_str().unwrap().to_string();
+    let minted = revision(&m);
+
+    // B has not necessarily tailed the mint yet: it must within the interval.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let _ = b.check("user:alice", Some(minted));
+    loop {
+        let v = introspect(&b, &auth, &token);
+        if v["active"] == json!(true) {
+            assert_eq!(v["scope"], "read", "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never active on B: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let (s, susp) =
+        c.call("POST", &format!("{T}/subjects/user:alice/suspend"), Some(&json!({"reason": "lost laptop"})));
+    assert_eq!(s, 200, "{susp}");
+    let suspended = revision(&susp);
+    // With at_least: denied at once.
+    let (s, chk) = a.check("user:alice", Some(suspended));
+    assert_eq!((s, chk["decision"].as_str()), (200, Some("deny")), "{chk}");
+    // Introspection (no at_least): inactive within the tailing interval.
+    for r in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let v = introspect(r, &auth, &token);
+            if v == json!({"active": false}) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "still active after the suspension: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
