@@ -778,7 +778,8 @@ impl Holdfast {
             return Ok(());
         };
         loop {
-            let batch = store.tenant_changes(tenant, st.revision, CATCH_UP_PAGE)?;
+            let batch =
+                store.tenant_changes(tenant, st.revision, CATCH_UP_PAGE).inspect_err(|e| self.note_store_error(e))?;
             let Some(last) = batch.last().map(|c| c.revision) else {
                 return Ok(());
             };

@@ -9,13 +9,15 @@ use holdfast::store::{Commit, Datastore, Durability, Op, PgStore, Snapshot, Stor
 
 use super::pg_support::PgCluster;
 
+type Another = dyn Fn(&Arc<dyn Datastore>) -> Arc<dyn Datastore>;
+
 /// A datastore and what keeps it alive; [`Backend::reopen`] opens it again.
 pub struct Backend {
     pub store: Arc<dyn Datastore>,
     reopen: Box<dyn Fn() -> Arc<dyn Datastore>>,
     /// Another handle on the same data: for PostgreSQL its own connections
     /// (as another replica has), for fjall the same store.
-    another: Box<dyn Fn(&Arc<dyn Datastore>) -> Arc<dyn Datastore>>,
+    another: Box<Another>,
     _guard: Box<dyn std::any::Any>,
 }
 

@@ -366,3 +366,151 @@ fn a_token_minted_on_one_replica_introspects_on_another_until_a_third_suspends()
         }
     }
 }
+
+fn tuples(r: &Replica, at_least: u64) -> std::collections::BTreeSet<String> {
+    // A check with at_least makes sure the replica reached the revision first.
+    assert_eq!(r.check("user:nobody", Some(at_least)).0, 200);
+    let (s, v) = r.call("GET", &format!("{T}/tuples?page_size=1000"), None);
+    assert_eq!(s, 200, "{v}");
+    assert!(v["next_page_token"].is_null(), "more than one page");
+    v["tuples"].as_array().unwrap().iter().map(|t| t["tuple"].as_str().unwrap().to_string()).collect()
+}
+
+/// A replica killed with SIGKILL while another one takes writes comes back,
+/// loads, tails, and has every acknowledged write; `/readyz` says ready.
+#[test]
+fn a_replica_killed_under_load_catches_up_with_nothing_lost() {
+    let Some((_pg, url, a, b)) = two_replicas("postgres::a_replica_killed_under_load_catches_up_with_nothing_lost")
+    else {
+        return;
+    };
+    setup(&a);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (acked, b) = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = format!("group:members#member@user:load{i}");
+                let (st, v) = a.write(json!({"writes": [t]}));
+                assert_eq!(st, 200, "{v}");
+                acked.push((t, revision(&v)));
+                i += 1;
+            }
+            acked
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        b.kill();
+        std::thread::sleep(Duration::from_millis(300));
+        let b = Replica::start(&url, &[]);
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (writer.join().unwrap(), b)
+    });
+    assert!(acked.len() > 5, "the load acknowledged only {} writes", acked.len());
+    let last = acked.iter().map(|(_, r)| *r).max().unwrap();
+    let on_b = tuples(&b, last);
+    for (t, _) in &acked {
+        assert!(on_b.contains(t), "`{t}` acknowledged on A, missing on the restarted B");
+    }
+    assert_eq!(on_b, tuples(&a, last));
+    let (s, ready) = b.call("GET", "/readyz", None);
+    assert_eq!((s, ready["status"].as_str()), (200, Some("ready")), "{ready}");
+}
+
+/// PostgreSQL stopped (pg_ctl stop -m fast) between requests: reads go on from memory (with their
+/// revision), writes answer 503 `storage_error`; when it is back, writes
+/// succeed again and the other replica sees them.
+#[test]
+fn postgres_stopped_and_restarted_reads_go_on_writes_503_then_recover() {
+    let Some((pg, _url, a, b)) =
+        two_replicas("postgres::postgres_stopped_and_restarted_reads_go_on_writes_503_then_recover")
+    else {
+        return;
+    };
+    setup(&a);
+    let (_, w) = a.write(json!({"writes": ["group:members#member@user:alice"]}));
+    let before = revision(&w);
+    assert_eq!(b.check("user:alice", Some(before)).1["decision"], "allow");
+
+    pg.stop();
+    for r in [&a, &b] {
+        let (s, c) = r.check("user:alice", None);
+        assert_eq!((s, c["decision"].as_str()), (200, Some("allow")), "{c}");
+        assert_eq!(revision(&c), before, "{c}");
+        let (s, e) = r.write(json!({"writes": ["group:members#member@user:bob"]}));
+        assert_eq!((s, e["error"]["code"].as_str()), (503, Some("storage_error")), "{e}");
+        assert!(!e.to_string().contains("127.0.0.1"), "datastore details leaked: {e}");
+    }
+    let (s, h) = a.call("GET", "/healthz", None);
+    assert_eq!(s, 200, "{h}");
+
+    pg.pg_start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rev = loop {
+        let (s, v) = b.write(json!({"writes": ["group:members#member@user:bob"]}));
+        if s == 200 {
+            break revision(&v);
+        }
+        assert_eq!(s, 503, "{v}");
+        assert!(Instant::now() < deadline, "writes did not recover: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (s, c) = a.check("user:bob", Some(rev));
+    assert_eq!((s, c["decision"].as_str()), (200, Some("allow")), "{c}");
+    let (s, m) = a.call("GET", "/metrics", None);
+    assert_eq!(s, 200);
+    let errors: f64 = m
+        .as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("holdfast_datastore_errors_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("holdfast_datastore_errors_total in /metrics");
+    assert!(errors >= 1.0, "the outage was not counted");
+}
+
+/// `--tenants`: a replica loads and serves only those (404 for others, on
+/// reads and writes); `--changes-retention` prunes the change log and an
+/// older `since` answers 410.
+#[test]
+fn tenants_placement_and_change_log_retention() {
+    let Some(pg) = PgCluster::start("postgres::tenants_placement_and_change_log_retention") else { return };
+    let url = pg.fresh_db();
+    let a = Replica::start(&url, &[]);
+    setup(&a);
+    for i in 0..3 {
+        assert_eq!(a.write(json!({"writes": [format!("group:members#member@user:r{i}")]})).0, 200);
+    }
+    let (s, other) = a.call("PUT", "/v1/tenants/other/roles/viewer", Some(&json!({"scopes": ["read"]})));
+    assert_eq!(s, 200, "{other}");
+
+    let only_rep = Replica::start(&url, &["--tenants", "rep", "--changes-retention", "1ms"]);
+    assert_eq!(only_rep.check("user:r0", None).1["decision"], "allow");
+    let (s, e) = only_rep.call("GET", "/v1/tenants/other/roles/viewer", None);
+    assert_eq!((s, e["error"]["code"].as_str()), (404, Some("unknown_tenant")), "{e}");
+    let (s, e) = only_rep.call("PUT", "/v1/tenants/other/roles/editor", Some(&json!({"scopes": ["read"]})));
+    assert_eq!((s, e["error"]["code"].as_str()), (404, Some("unknown_tenant")), "{e}");
+    // Writes to `other` on A still reach nobody on `only_rep`.
+    let (_, w) = a.call("PUT", "/v1/tenants/other/roles/editor", Some(&json!({"scopes": ["read"]})));
+    let _ = only_rep.check("user:r0", Some(revision(&w)));
+    assert_eq!(only_rep.call("GET", "/v1/tenants/other/roles/editor", None).0, 404);
+
+    // The pruning replica removed all but each tenant's last change.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, v) = a.call("GET", &format!("{T}/changes?since=0"), None);
+        if s == 410 {
+            assert_eq!(v["error"]["code"], "changes_truncated", "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never pruned: {s} {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (s, v) = a.call("GET", &format!("{T}/changes?since=0"), None);
+    assert!(v["error"]["message"].as_str().unwrap().contains("no longer kept"), "{s} {v}");
+    let (_, feed_head) = a.call("GET", "/readyz", None);
+    let head = revision(&feed_head);
+    let (s, v) = a.call("GET", &format!("{T}/changes?since={}", head - 1), None);
+    assert_eq!(s, 200, "{v}");
+}
