@@ -514,3 +514,165 @@ fn tenants_placement_and_change_log_retention() {
     let (s, v) = a.call("GET", &format!("{T}/changes?since={}", head - 1), None);
     assert_eq!(s, 200, "{v}");
 }
+
+// ------------------------------------------------------------------ benchmark
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Writes (one membership each) from `threads` client threads spread over
+/// `replicas` for `secs`: writes per second.
+fn write_throughput(replicas: &[&Replica], threads: usize, secs: u64, tag: &str) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let n: usize = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|w| {
+                let r = replicas[w % replicas.len()];
+                s.spawn(move || {
+                    let mut i = 0;
+                    while Instant::now() < deadline {
+                        let (st, v) = r.write(json!({"writes": [format!("group:members#member@user:{tag}{w}x{i}")]}));
+                        assert_eq!(st, 200, "{v}");
+                        i += 1;
+                    }
+                    i
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    n as f64 / secs as f64
+}
+
+/// Checks over keep-alive connections from `threads` client threads spread
+/// over `replicas` for `secs`: checks per second.
+fn check_throughput(replicas: &[&Replica], threads: usize, secs: u64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let body = json!({"subject": "user:alice", "application": "app", "scope": "read"}).to_string();
+    let auth = format!("Bearer {KEY}");
+    let n: usize = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|w| {
+                let addr = replicas[w % replicas.len()].addr;
+                let (body, auth) = (&body, &auth);
+                s.spawn(move || {
+                    let c = Client::new(addr, true);
+                    let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+                    let mut i = 0;
+                    while Instant::now() < deadline {
+                        let r = c.request("POST", &format!("{T}/check"), &headers, body.as_bytes()).unwrap();
+                        assert_eq!(r.status, 200);
+                        i += 1;
+                    }
+                    i
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    n as f64 / secs as f64
+}
+
+/// Loads a generated tenant `bench` of `users` users into `url` through the
+/// service (batches of 50k), then times a replica's start until `/readyz`
+/// answers 200.
+fn startup(url: &str, users: usize) -> (usize, Duration, Duration) {
+    use holdfast::service::Holdfast;
+    let changes = holdfast::workload::generate(&holdfast::workload::Shape::for_users(users, 1));
+    let n = changes.len();
+    let store = std::sync::Arc::new(holdfast::store::PgStore::open(url, true).unwrap());
+    let hf = Holdfast::with_datastore(store, None).unwrap();
+    let t = Instant::now();
+    for chunk in changes.chunks(50_000) {
+        hf.write("bench", chunk.to_vec(), &[], "bench", 0).unwrap();
+    }
+    let import = t.elapsed();
+    drop(hf);
+    let t = Instant::now();
+    let r = Replica::start(url, &[]);
+    loop {
+        if r.call("GET", "/readyz", None).0 == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (n, import, t.elapsed())
+}
+
+/// BENCHMARKS.md's PostgreSQL figures. `HOLDFAST_BENCH_USERS` (default
+/// `100000`, comma-separated for several start-up sizes).
+#[test]
+#[ignore = "benchmark (minutes, release build): scripts/bench-replicas.sh runs it and prints the figures"]
+fn bench_replicas() {
+    let Some(pg) = PgCluster::start("postgres::bench_replicas") else { return };
+    let url = pg.fresh_db();
+    let a = Replica::start(&url, &[]);
+    let b = Replica::start(&url, &[]);
+    setup(&a);
+    assert_eq!(a.write(json!({"writes": ["group:members#member@user:alice"]})).0, 200);
+
+    // Write on A -> visible on B: B answers a check with at_least R (it waits for R).
+    let mut lat = Vec::new();
+    for i in 0..500 {
+        let t = Instant::now();
+        let (_, w) = a.write(json!({"writes": [format!("group:members#member@user:vis{i}")]}));
+        let rev = revision(&w);
+        let written = t.elapsed();
+        let t = Instant::now();
+        let (s, c) = b.check(&format!("user:vis{i}"), Some(rev));
+        assert_eq!((s, c["decision"].as_str()), (200, Some("allow")));
+        let _ = written;
+        lat.push(t.elapsed());
+    }
+    lat.sort_unstable();
+    println!(
+        "write on A -> check with at_least on B answered: p50 {:.2} ms, p99 {:.2} ms (500 writes, after the write's answer)",
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3
+    );
+
+    let one = write_throughput(&[&a], 4, 5, "one");
+    let two = write_throughput(&[&a, &b], 4, 5, "two");
+    println!("writes/s, 4 client threads: 1 writing replica {one:.0}, 2 writing replicas {two:.0}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let fj_log = dir.path().join("fjall.log");
+    let fj = {
+        let out = std::fs::File::create(&fj_log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .args(["serve", "--no-ui", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path().join("data"))
+            .env("HOLDFAST_API_KEY", KEY)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let mut r =
+            Replica { child, addr: "127.0.0.1:1".parse().unwrap(), log: fj_log, _dir: tempfile::tempdir().unwrap() };
+        r.addr = r.wait_listening(Duration::from_secs(60));
+        r
+    };
+    setup(&fj);
+    let fjall = write_throughput(&[&fj], 4, 5, "fj");
+    println!("writes/s, 4 client threads, fjall (--durability sync) in the same run: {fjall:.0}");
+    drop(fj);
+
+    let c1 = check_throughput(&[&a], 4, 5);
+    let c2 = check_throughput(&[&a, &b], 4, 5);
+    println!("checks/s over HTTP keep-alive, 4 client threads: 1 replica {c1:.0}, 2 replicas {c2:.0}");
+    drop((a, b));
+
+    let sizes = std::env::var("HOLDFAST_BENCH_USERS").unwrap_or_else(|_| "100000".into());
+    for users in sizes.split(',').filter_map(|s| s.trim().parse::<usize>().ok()) {
+        let url = pg.fresh_db();
+        let (n, import, start) = startup(&url, users);
+        println!(
+            "start-up, {users} users ({n} records): import through the service {:.1} s; replica start to /readyz 200 {:.2} s",
+            import.as_secs_f64(),
+            start.as_secs_f64()
+        );
+    }
+}
