@@ -147,10 +147,6 @@ impl MemoryLog {
     }
 }
 
-/// How often a blind write is validated again after another replica
-/// committed to its tenant first ([`StoreError::Conflict`]).
-const MAX_CONFLICT_RETRIES: usize = 8;
-
 /// Change-log entries read per query when catching up.
 const CATCH_UP_PAGE: usize = 1000;
 
@@ -644,21 +640,16 @@ impl Holdfast {
         }
         let t = self.tenant_or_create(tenant);
         let mut st = t.write();
-        // A blind write is the same batch whatever else committed first: on
-        // a conflict with another replica, catch up and validate it again.
-        let mut attempts = 0;
-        loop {
-            self.catch_up_locked(tenant, &mut st)?;
-            match self.commit_locked(tenant, &mut st, &changes, preconditions, actor, at_unix_ms) {
-                Err(WriteError::Store(StoreError::Conflict { .. })) if attempts < MAX_CONFLICT_RETRIES => attempts += 1,
-                Ok(revision) => {
-                    drop(st);
-                    self.after_commit(revision);
-                    return Ok(revision);
-                }
-                other => return other,
-            }
+        if !self.is_shared() {
+            return self.commit_locked(tenant, &mut st, &changes, preconditions, actor, at_unix_ms);
         }
+        // A blind write is the same batch whatever else committed first:
+        // validated inside the commit against the tenant's latest state.
+        self.catch_up_locked(tenant, &mut st)?;
+        let revision = self.commit_shared_locked(tenant, &mut st, &changes, preconditions, actor, at_unix_ms)?;
+        drop(st);
+        self.after_commit(revision);
+        Ok(revision)
     }
 
     /// A read-modify-write as one batch — the one door for every change

@@ -150,6 +150,51 @@ impl Holdfast {
         }
     }
 
+    /// The commit path of a blind write on a shared datastore: inside the
+    /// commit transaction, with every other writer excluded, applies what
+    /// other replicas committed to the tenant since `st` was current, then
+    /// validates the batch against that state and writes it. No conflict
+    /// to retry: two replicas racing one precondition cannot both pass.
+    pub(super) fn commit_shared_locked(
+        &self,
+        tenant: &str,
+        st: &mut super::TenantState,
+        changes: &[super::Change],
+        preconditions: &[super::Precondition],
+        actor: &str,
+        at_unix_ms: u64,
+    ) -> Result<u64, super::WriteError> {
+        let Some(store) = self.store.as_ref() else {
+            return Err(StoreError::Storage("no datastore".into()).into());
+        };
+        // Fail fast (no transaction) on what no newer state could make valid.
+        st.validate(changes, preconditions)?;
+        let mut refused: Option<super::WriteError> = None;
+        let commit = crate::store::Commit { tenant, actor, at_unix_ms, ops: &[], expect_head: Some(st.revision) };
+        let result = store.commit_after(&commit, &mut |missed| {
+            for c in missed {
+                let decoded = decode_ops(tenant, &c)?;
+                self.apply_locked(tenant, st, &decoded, c.revision);
+            }
+            if let Err(e) = st.validate(changes, preconditions) {
+                refused = Some(e);
+                return Err(StoreError::Aborted);
+            }
+            Ok(changes.iter().map(super::encode_change).collect())
+        });
+        match result {
+            Ok(revision) => {
+                self.apply_locked(tenant, st, changes, revision);
+                Ok(revision)
+            }
+            Err(StoreError::Aborted) => Err(refused.unwrap_or(super::WriteError::Store(StoreError::Aborted))),
+            Err(e) => {
+                self.note_store_error(&e);
+                Err(e.into())
+            }
+        }
+    }
+
     /// After a commit at `revision` on this replica: returns once the
     /// watermark reached it (read-your-writes). The write itself is
     /// durable and applied to its tenant already, so a failure here is

@@ -71,6 +71,10 @@ pub enum StoreError {
         /// The head found inside the transaction.
         found: u64,
     },
+    /// The caller of [`Datastore::commit_after`] refused the batch (its own
+    /// error says why); nothing was written.
+    #[error("the batch was refused before it was written")]
+    Aborted,
     /// The change log no longer holds the revisions asked for (retention).
     #[error("changes after revision `{since}` are no longer kept (the oldest kept follows `{horizon}`)")]
     Pruned {
@@ -164,6 +168,22 @@ pub trait Datastore: Send + Sync + std::fmt::Debug {
 
     /// Commits one batch atomically and returns its revision.
     fn commit(&self, c: &Commit<'_>) -> Result<u64, StoreError>;
+
+    /// Commits one batch whose ops are computed inside the atomic step, with
+    /// every other writer excluded: `prepare` gets the tenant's changes
+    /// committed after `c.expect_head` (by other writers; empty when none)
+    /// and returns the ops to write, or an error that writes nothing. For a
+    /// batch that must be validated against the tenant's latest state
+    /// without a [`StoreError::Conflict`]. `c.ops` is not used.
+    fn commit_after(
+        &self,
+        c: &Commit<'_>,
+        prepare: &mut dyn FnMut(Vec<Change>) -> Result<Vec<Op>, StoreError>,
+    ) -> Result<u64, StoreError> {
+        // One writer (this process, under the tenant's lock): nothing missed.
+        let ops = prepare(Vec::new())?;
+        self.commit(&Commit { ops: &ops, expect_head: None, ..*c })
+    }
 
     /// The last committed revision, as the datastore has it now.
     fn head(&self) -> Result<u64, StoreError>;

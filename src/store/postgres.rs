@@ -217,6 +217,86 @@ impl PgStore {
         })
     }
 
+    /// One commit transaction. The counter row is taken first and held to
+    /// COMMIT (see the module docs); then `c.expect_head` is compared with
+    /// the tenant's head: a mismatch is a [`StoreError::Conflict`], or, with
+    /// `catch_up`, the changes in between are read in the same transaction
+    /// and handed to `prepare`, which computes the ops against them.
+    fn commit_inner(
+        &self,
+        c: &Commit<'_>,
+        prepare: &mut dyn FnMut(Vec<Change>) -> Result<Vec<Op>, StoreError>,
+        catch_up: bool,
+    ) -> Result<u64, StoreError> {
+        validate_tenant(c.tenant)?;
+        let at = to_i64(c.at_unix_ms)?;
+        self.with_store_err(&self.writer, "committing", |client| {
+            let mut tx = client.transaction()?;
+            let revision: i64 =
+                tx.query_one("UPDATE holdfast_revision SET revision = revision + 1 RETURNING revision", &[])?.get(0);
+            let mut missed = Vec::new();
+            if let Some(expected) = c.expect_head {
+                let found = match tx.query_opt("SELECT head FROM holdfast_tenants WHERE tenant = $1", &[&c.tenant])? {
+                    Some(row) => to_u64(row.get(0), "holdfast_tenants.head")?,
+                    None => 0,
+                };
+                if found != expected && !catch_up {
+                    // Dropping `tx` rolls back: the revision is given back.
+                    return Err(StoreError::Conflict { tenant: c.tenant.to_owned(), expected, found }.into());
+                }
+                if found != expected {
+                    let rows = tx.query(
+                        "SELECT revision, tenant, at_unix_ms, actor, ops FROM holdfast_changes \
+                         WHERE tenant = $1 AND revision > $2 ORDER BY revision",
+                        &[&c.tenant, &to_i64(expected)?],
+                    )?;
+                    missed = rows.iter().map(change_from_row).collect::<Result<Vec<_>, _>>()?;
+                }
+            }
+            let ops = prepare(missed)?;
+            let ops_json =
+                serde_json::to_vec(&ops).map_err(|e| StoreError::Storage(format!("encoding change record: {e}")))?;
+            let mut put_keys: Vec<&[u8]> = Vec::new();
+            let mut put_values: Vec<&[u8]> = Vec::new();
+            let mut del_keys: Vec<&[u8]> = Vec::new();
+            for op in last_ops(&ops) {
+                match op {
+                    Op::Put { key, value } => {
+                        put_keys.push(key.as_bytes());
+                        put_values.push(value);
+                    }
+                    Op::Delete { key } => del_keys.push(key.as_bytes()),
+                }
+            }
+            if !del_keys.is_empty() {
+                tx.execute(
+                    "DELETE FROM holdfast_records WHERE tenant = $1 AND key = ANY($2::bytea[])",
+                    &[&c.tenant, &del_keys],
+                )?;
+            }
+            if !put_keys.is_empty() {
+                tx.execute(
+                    "INSERT INTO holdfast_records (tenant, key, value) \
+                     SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS u(k, v) \
+                     ON CONFLICT (tenant, key) DO UPDATE SET value = EXCLUDED.value",
+                    &[&c.tenant, &put_keys, &put_values],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO holdfast_changes (revision, tenant, at_unix_ms, actor, ops) VALUES ($1, $2, $3, $4, $5)",
+                &[&revision, &c.tenant, &at, &c.actor, &ops_json],
+            )?;
+            tx.execute(
+                "INSERT INTO holdfast_tenants (tenant, head) VALUES ($1, $2) \
+                 ON CONFLICT (tenant) DO UPDATE SET head = EXCLUDED.head",
+                &[&c.tenant, &revision],
+            )?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &revision.to_string()])?;
+            tx.commit()?;
+            Ok(to_u64(revision, "holdfast_revision.revision")?)
+        })
+    }
+
     /// Runs `f` on the connection in `slot`, connecting first if needed;
     /// a failed connection is dropped so the next call connects again.
     fn with<T>(
@@ -335,64 +415,16 @@ impl Datastore for PgStore {
     }
 
     fn commit(&self, c: &Commit<'_>) -> Result<u64, StoreError> {
-        validate_tenant(c.tenant)?;
-        let ops_json =
-            serde_json::to_vec(c.ops).map_err(|e| StoreError::Storage(format!("encoding change record: {e}")))?;
-        let mut put_keys: Vec<&[u8]> = Vec::new();
-        let mut put_values: Vec<&[u8]> = Vec::new();
-        let mut del_keys: Vec<&[u8]> = Vec::new();
-        for op in last_ops(c.ops) {
-            match op {
-                Op::Put { key, value } => {
-                    put_keys.push(key.as_bytes());
-                    put_values.push(value);
-                }
-                Op::Delete { key } => del_keys.push(key.as_bytes()),
-            }
-        }
-        let at = to_i64(c.at_unix_ms)?;
-        self.with_store_err(&self.writer, "committing", |client| {
-            let mut tx = client.transaction()?;
-            // The counter row: taken first, held until COMMIT (see the module docs).
-            let revision: i64 =
-                tx.query_one("UPDATE holdfast_revision SET revision = revision + 1 RETURNING revision", &[])?.get(0);
-            if let Some(expected) = c.expect_head {
-                let found = match tx.query_opt("SELECT head FROM holdfast_tenants WHERE tenant = $1", &[&c.tenant])? {
-                    Some(row) => to_u64(row.get(0), "holdfast_tenants.head")?,
-                    None => 0,
-                };
-                if found != expected {
-                    // Dropping `tx` rolls back: the revision is given back.
-                    return Err(StoreError::Conflict { tenant: c.tenant.to_owned(), expected, found }.into());
-                }
-            }
-            if !del_keys.is_empty() {
-                tx.execute(
-                    "DELETE FROM holdfast_records WHERE tenant = $1 AND key = ANY($2::bytea[])",
-                    &[&c.tenant, &del_keys],
-                )?;
-            }
-            if !put_keys.is_empty() {
-                tx.execute(
-                    "INSERT INTO holdfast_records (tenant, key, value) \
-                     SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS u(k, v) \
-                     ON CONFLICT (tenant, key) DO UPDATE SET value = EXCLUDED.value",
-                    &[&c.tenant, &put_keys, &put_values],
-                )?;
-            }
-            tx.execute(
-                "INSERT INTO holdfast_changes (revision, tenant, at_unix_ms, actor, ops) VALUES ($1, $2, $3, $4, $5)",
-                &[&revision, &c.tenant, &at, &c.actor, &ops_json],
-            )?;
-            tx.execute(
-                "INSERT INTO holdfast_tenants (tenant, head) VALUES ($1, $2) \
-                 ON CONFLICT (tenant) DO UPDATE SET head = EXCLUDED.head",
-                &[&c.tenant, &revision],
-            )?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &revision.to_string()])?;
-            tx.commit()?;
-            Ok(to_u64(revision, "holdfast_revision.revision")?)
-        })
+        let ops = c.ops;
+        self.commit_inner(c, &mut |_| Ok(ops.to_vec()), false)
+    }
+
+    fn commit_after(
+        &self,
+        c: &Commit<'_>,
+        prepare: &mut dyn FnMut(Vec<Change>) -> Result<Vec<Op>, StoreError>,
+    ) -> Result<u64, StoreError> {
+        self.commit_inner(c, prepare, true)
     }
 
     fn head(&self) -> Result<u64, StoreError> {

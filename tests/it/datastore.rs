@@ -196,6 +196,38 @@ fn expect_head_is_checked_with_the_write(b: Backend) {
     assert_eq!(revs(&s.changes_after(0, 10).unwrap()), vec![1, 2, 3], "no gap where the conflict was");
 }
 
+/// `commit_after` hands the batch's author what other writers committed to
+/// the tenant since its `expect_head` (shared datastores; none for the
+/// single-process one), inside the commit; a refusal writes nothing.
+fn commit_after_hands_over_what_others_committed(b: Backend) {
+    let s = &*b.store;
+    let other = (b.another)(&b.store);
+    commit(s, "t", &[put("k", b"1")]).unwrap(); // 1
+    let mut seen = Vec::new();
+    let c = |expect| Commit { tenant: "t", actor: "x", at_unix_ms: 1, ops: &[], expect_head: Some(expect) };
+    let r = s
+        .commit_after(&c(1), &mut |missed| {
+            seen.push(revs(&missed));
+            Ok(vec![put("k", b"2")])
+        })
+        .unwrap();
+    assert_eq!((r, seen.clone()), (2, vec![vec![]]));
+    commit(&*other, "t", &[put("j", b"x")]).unwrap(); // 3, by "another replica"
+    seen.clear();
+    let r = s
+        .commit_after(&c(2), &mut |missed| {
+            seen.push(revs(&missed));
+            Ok(vec![put("k", b"4")])
+        })
+        .unwrap();
+    let want: Vec<u64> = if s.shared() { vec![3] } else { vec![] };
+    assert_eq!((r, seen), (4, vec![want]));
+    assert!(matches!(s.commit_after(&c(4), &mut |_| Err(StoreError::Aborted)), Err(StoreError::Aborted)));
+    assert_eq!(s.head().unwrap(), 4, "a refused batch takes no revision");
+    let snap = s.load(None).unwrap();
+    assert!(snap.records.contains(&("t".to_owned(), "k".to_owned(), b"4".to_vec())), "{snap:?}");
+}
+
 fn invalid_tenants_are_rejected(b: Backend) {
     let s = &*b.store;
     for bad in ["a\0b", ""] {
@@ -272,6 +304,7 @@ every_engine!(
     change_log_by_tenant_and_across_tenants,
     load_can_be_limited_to_some_tenants,
     expect_head_is_checked_with_the_write,
+    commit_after_hands_over_what_others_committed,
     invalid_tenants_are_rejected,
     a_tailer_racing_writers_misses_nothing,
 );
