@@ -18,8 +18,11 @@
 //! - [`model`]: ids, object references, tuples, conditions, the schema. Pure.
 //! - [`engine`]: the fact base of a tenant, the rules, per-subject evaluation
 //!   and the view cache. No I/O, no clock.
-//! - [`store`]: fjall keyspaces, revisions and the change log. Knows bytes.
-//! - [`service`]: tenants kept in step with the store; atomic writes.
+//! - [`store`]: the `Datastore` interface and its engines (fjall, embedded;
+//!   PostgreSQL, shared by replicas): records, revisions, the change log.
+//!   Knows bytes.
+//! - [`service`]: tenants kept in step with the store; atomic writes; with a
+//!   shared datastore, tailing what other replicas commit.
 //! - [`query`] / [`explain`]: check, effective access, who-can-access, traces.
 //! - [`policy`]: policy files: parse, compile, validate.
 //! - [`api`] / [`ui`]: the HTTP API (JSON) and the admin UI (HTML) over the

@@ -265,6 +265,7 @@ impl From<WriteError> for ApiError {
             WriteError::InvalidConditions { .. } => ErrorCode::InvalidConditions,
             WriteError::IdentityProvider(_) => ErrorCode::InvalidRequest,
             WriteError::Store(_) => ErrorCode::StorageError,
+            WriteError::NotServed(_) => ErrorCode::UnknownTenant,
         };
         ApiError::new(code, e.to_string())
     }
@@ -285,6 +286,11 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Precondition(m) => ApiError::invalid(m),
+            // Another replica committed to the tenant between this one's
+            // read and its commit (a read-modify-write is not retried).
+            e @ StoreError::Conflict { .. } => {
+                ApiError::new(ErrorCode::PreconditionFailed, format!("{e}; retry the request"))
+            }
             other => {
                 tracing::error!(error = %other, "store error");
                 ApiError::new(ErrorCode::StorageError, "the store is unavailable; see the server log")

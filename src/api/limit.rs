@@ -80,7 +80,7 @@ fn caller(state: &AppState, req: &Request) -> Arc<str> {
 pub async fn per_caller(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let max = state.config().max_in_flight_per_caller;
     let path = req.uri().path();
-    if max == 0 || path == "/healthz" || path == "/metrics" {
+    if max == 0 || path == "/healthz" || path == "/readyz" || path == "/metrics" {
         return next.run(req).await;
     }
     let who = caller(&state, &req);

@@ -21,6 +21,7 @@ mod oauth;
 mod ops;
 pub(crate) mod policy;
 pub(crate) mod query;
+mod replication;
 pub(crate) mod resources;
 pub mod scim;
 pub(crate) mod subjects;
@@ -48,6 +49,7 @@ use wire::Revision;
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/metrics"),
+    ("GET", "/readyz"),
     ("POST", "/v1/tenants/{tenant}/tuples"),
     ("GET", "/v1/tenants/{tenant}/tuples"),
     ("GET", "/v1/tenants/{tenant}/roles"),
@@ -167,6 +169,10 @@ pub struct ApiConfig {
     /// Fetch Client ID Metadata Documents over http on loopback addresses
     /// (tests; `holdfast serve --allow-insecure-client-metadata`).
     pub allow_insecure_client_metadata: bool,
+    /// With a shared datastore, how long a read with `at_least` waits for
+    /// this replica to reach that revision before answering 409
+    /// `revision_not_visible` (`holdfast serve --at-least-timeout`).
+    pub at_least_timeout: std::time::Duration,
 }
 
 impl Default for ApiConfig {
@@ -180,6 +186,7 @@ impl Default for ApiConfig {
             max_in_flight_per_caller: 64,
             ui: true,
             allow_insecure_client_metadata: false,
+            at_least_timeout: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -258,9 +265,22 @@ impl AppState {
 
     /// The revision a read answers from, after checking `at_least`: every
     /// write acknowledged on this node is already visible, so only a
-    /// revision this node has not reached is refused (409).
+    /// revision this node has not reached is refused (409). With a shared
+    /// datastore, a revision another replica wrote is waited for first, at
+    /// most [`ApiConfig::at_least_timeout`].
     pub fn visible(&self, at_least: Option<Revision>) -> Result<Revision, ApiError> {
-        let current = self.0.hf.revision();
+        let mut current = self.0.hf.revision();
+        if let Some(Revision(r)) = at_least.filter(|r| r.0 > current && self.0.hf.is_shared()) {
+            let (hf, timeout) = (&self.0.hf, self.0.config.at_least_timeout);
+            // The wait blocks: off the async workers where the runtime allows it.
+            current = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                    tokio::task::block_in_place(|| hf.wait_for_revision(r, timeout))
+                }
+                Ok(_) => hf.revision(),
+                Err(_) => hf.wait_for_revision(r, timeout),
+            };
+        }
         match at_least {
             Some(Revision(r)) if r > current => Err(ApiError::new(
                 ErrorCode::RevisionNotVisible,
@@ -327,6 +347,7 @@ pub fn router(state: AppState) -> Router {
     let ui = if state.config().ui { crate::ui::routes() } else { Router::new() };
     Router::new()
         .merge(ops::routes())
+        .merge(replication::routes())
         .merge(tuples::routes())
         .merge(resources::routes())
         .merge(query::routes())

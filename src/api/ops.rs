@@ -21,6 +21,14 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let text = state.metrics().render(state.holdfast().revision());
+    let mut text = state.metrics().render(state.holdfast().revision());
+    let replication = super::replication::metrics_text(&state.holdfast().replication_status());
+    if !replication.is_empty() {
+        // Before the OpenMetrics `# EOF` line, if the text ends with one.
+        match text.strip_suffix("# EOF\n").map(str::to_string) {
+            Some(head) => text = format!("{head}{replication}# EOF\n"),
+            None => text.push_str(&replication),
+        }
+    }
     ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], text)
 }

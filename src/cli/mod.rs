@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_http;
+mod datastore;
 mod http_client;
 mod policy;
 mod query;
@@ -48,8 +49,10 @@ enum Command {
     Apply(policy::ApplyArgs),
     /// Time `diff` on two generated tenants that differ in a few hundred tuples.
     BenchDiff(policy::BenchDiffArgs),
-    /// Run the HTTP API server on a store directory.
+    /// Run the HTTP API server on a store directory or a PostgreSQL datastore.
     Serve(serve::ServeArgs),
+    /// Apply the PostgreSQL datastore's schema migrations.
+    Migrate(datastore::MigrateArgs),
     /// Measure check over HTTP (keep-alive) against an in-process server.
     BenchHttp(bench_http::BenchHttpArgs),
 }
@@ -153,6 +156,7 @@ pub fn main() -> ExitCode {
         Command::BenchDiff(a) => policy::bench_diff(&a),
         Command::Apply(a) => policy::apply(&a),
         Command::Serve(a) => serve::run(&a),
+        Command::Migrate(a) => datastore::migrate(&a),
         Command::BenchHttp(a) => bench_http::run(&a),
     };
     match result {

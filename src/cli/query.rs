@@ -11,7 +11,6 @@ use holdfast::explain;
 use holdfast::model::Context;
 use holdfast::policy;
 use holdfast::query::{self, Decision};
-use holdfast::service::Holdfast;
 use holdfast::store::Durability;
 
 #[derive(Args)]
@@ -298,16 +297,22 @@ pub struct ImportArgs {
     /// The policy file.
     file: PathBuf,
     /// The store directory.
+    #[arg(long, required_unless_present = "datastore", conflicts_with = "datastore")]
+    data: Option<PathBuf>,
+    /// A PostgreSQL datastore instead, `postgres://USER@HOST:PORT/DB`
+    /// (migrated first if needed).
     #[arg(long)]
-    data: PathBuf,
+    datastore: Option<String>,
 }
 
 pub fn import(a: &ImportArgs) -> Result<ExitCode, String> {
     let pol = policy::load(&a.file).map_err(|e| e.to_string())?;
-    let hf = Holdfast::open(&a.data, Durability::Sync).map_err(|e| e.to_string())?;
+    let dir = a.data.clone().unwrap_or_default();
+    let only = [pol.tenant.clone()];
+    let (hf, place) = super::datastore::open(&dir, a.datastore.as_deref(), Durability::Sync, true, Some(&only))?;
     if let Some(t) = hf.tenant(&pol.tenant) {
         if t.read().facts().tuple_count() > 0 {
-            return Err(format!("tenant `{}` in {} is not empty", pol.tenant, a.data.display()));
+            return Err(format!("tenant `{}` in {place} is not empty", pol.tenant));
         }
     }
     let n = pol.changes.len();

@@ -1,4 +1,5 @@
-//! `holdfast serve`: the HTTP API on the embedded store.
+//! `holdfast serve`: the HTTP API on the embedded store (`--data DIR`) or,
+//! as one of several replicas, on PostgreSQL (`--datastore URL`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,8 +11,10 @@ use clap::{Args, ValueEnum};
 
 use holdfast::api::{self, AppState, Keys};
 use holdfast::policy::{self, Policy};
-use holdfast::service::Holdfast;
-use holdfast::store::Durability;
+use holdfast::service::{Holdfast, WriteError};
+use holdfast::store::{Durability, StoreError};
+
+use super::datastore;
 
 /// The worked example, embedded so `--demo` works from any directory.
 const DEMO_POLICY: &str = include_str!("../../examples/acme.yaml");
@@ -26,9 +29,14 @@ pub enum DurabilityArg {
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// The store directory.
+    /// The store directory (the embedded datastore, the default).
     #[arg(long, default_value = "./holdfast-data")]
     data: PathBuf,
+    /// Serve from PostgreSQL instead, as one of any number of replicas:
+    /// `postgres://USER@HOST:PORT/DB` (default: `HOLDFAST_DATASTORE`).
+    /// Schema migrations are applied at start.
+    #[arg(long)]
+    datastore: Option<String>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -54,20 +62,51 @@ pub struct ServeArgs {
     /// a loopback address (for tests and local development only).
     #[arg(long)]
     allow_insecure_client_metadata: bool,
+    /// Load and serve only these tenants (comma-separated); others answer
+    /// 404. Route by tenant path at the load balancer.
+    #[arg(long, value_delimiter = ',')]
+    tenants: Option<Vec<String>>,
+    /// With `--datastore`: how long the change log is kept (older
+    /// `changes?since=` answer 410).
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    changes_retention: std::time::Duration,
+    /// With `--datastore`: how long a read with `at_least` waits for this
+    /// replica to reach that revision before answering 409.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    at_least_timeout: std::time::Duration,
+    /// With `--datastore`: the longest wait between two polls of the change
+    /// log (a NOTIFY wakes the tailer sooner).
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    tail_interval: std::time::Duration,
 }
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// Loads `p` into its tenant unless that tenant already has data.
+/// Loads `p` into its tenant unless that tenant already has data. Decided
+/// under the tenant's write lock, after catching up with the datastore, and
+/// committed only if the tenant is still empty there: replicas starting
+/// together load it once.
 fn load_if_empty(hf: &Holdfast, p: &Policy, actor: &str) -> Result<(), String> {
-    if hf.tenant(&p.tenant).is_some() {
-        eprintln!("tenant `{}` already has data; not loading {}", p.tenant, p.source);
+    if !hf.serves(&p.tenant) {
+        eprintln!("tenant `{}` is not among --tenants; not loading {}", p.tenant, p.source);
         return Ok(());
     }
-    let rev = hf.write(&p.tenant, p.changes.clone(), &[], actor, now_ms()).map_err(|e| format!("{}: {e}", p.source))?;
-    eprintln!("loaded {} into tenant `{}` (revision {rev})", p.source, p.tenant);
+    let skip = || eprintln!("tenant `{}` already has data; not loading {}", p.tenant, p.source);
+    if hf.tenant(&p.tenant).is_some_and(|t| t.read().revision() > 0) {
+        skip();
+        return Ok(());
+    }
+    let written = hf.write_with(&p.tenant, actor, now_ms(), |st| {
+        let changes = if st.revision() > 0 { Vec::new() } else { p.changes.clone() };
+        Ok::<_, WriteError>((changes, ()))
+    });
+    match written {
+        Ok((Some(rev), ())) => eprintln!("loaded {} into tenant `{}` (revision {rev})", p.source, p.tenant),
+        Ok((None, ())) | Err(WriteError::Store(StoreError::Conflict { .. })) => skip(),
+        Err(e) => return Err(format!("{}: {e}", p.source)),
+    }
     Ok(())
 }
 
@@ -80,6 +119,11 @@ fn keys(a: &ServeArgs) -> Result<Keys, String> {
     };
     if let Some(path) = &a.keys {
         keys = keys.merge(Keys::load(path).map_err(|e| e.to_string())?);
+    }
+    if keys.is_empty() && datastore::datastore_url(a.datastore.as_deref()).is_some() {
+        return Err("with --datastore, give the API keys with HOLDFAST_API_KEY or --keys \
+                    (every replica must accept the same keys)"
+            .into());
     }
     if keys.is_empty() {
         let (generated, new_key) = Keys::load_or_generate(&a.data).map_err(|e| e.to_string())?;
@@ -138,7 +182,8 @@ pub fn run(a: &ServeArgs) -> Result<ExitCode, String> {
         DurabilityArg::Sync => Durability::Sync,
         DurabilityArg::Buffered => Durability::Buffered,
     };
-    let hf = Holdfast::open(&a.data, durability).map_err(|e| format!("{}: {e}", a.data.display()))?;
+    let url = datastore::datastore_url(a.datastore.as_deref());
+    let (hf, place) = datastore::open(&a.data, url.as_deref(), durability, true, a.tenants.as_deref())?;
     if a.demo {
         let p = policy::compile(DEMO_POLICY, "examples/acme.yaml").map_err(|e| e.to_string())?;
         load_if_empty(&hf, &p, "demo")?;
@@ -155,18 +200,19 @@ pub fn run(a: &ServeArgs) -> Result<ExitCode, String> {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let issuer = a.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
         let issuer: &'static str = Box::leak(issuer.trim_end_matches('/').to_string().into_boxed_str());
-        let state = AppState::with_config(
-            Arc::new(hf),
-            keys,
-            api::ApiConfig {
-                issuer,
-                ui: !a.no_ui,
-                allow_insecure_client_metadata: a.allow_insecure_client_metadata,
-                ..Default::default()
-            },
-        );
+        let hf = Arc::new(hf);
+        // With a shared datastore: follow what the other replicas commit.
+        let _tailer = hf.spawn_tailer(a.tail_interval, Some(a.changes_retention));
+        let config = api::ApiConfig {
+            issuer,
+            ui: !a.no_ui,
+            allow_insecure_client_metadata: a.allow_insecure_client_metadata,
+            at_least_timeout: a.at_least_timeout,
+            ..Default::default()
+        };
+        let state = AppState::with_config(hf, keys, config);
         let ui = if a.no_ui { String::new() } else { format!("; admin UI: http://{addr}/ui/") };
-        eprintln!("holdfast listening on http://{addr} (data: {}{ui})", a.data.display());
+        eprintln!("holdfast listening on http://{addr} (data: {place}{ui})");
         api::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
     })?;
     eprintln!("store flushed; bye");

@@ -8,6 +8,7 @@ pub mod oauth_as;
 mod read;
 mod records;
 pub mod scim_tokens;
+mod tail;
 pub mod tokens;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,11 +21,12 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{FactBase, Limits};
 use crate::model::schema::{SchemaError, TupleKind};
 use crate::model::{Conditions, ObjectRef, ObjectType, Schema, Timestamp, Tuple};
-use crate::store::{Durability, Store};
+use crate::store::{Commit, Datastore, Durability, Store};
 
 pub use crate::store::StoreError;
 pub use read::BindingFilter;
 pub use records::{decode_op, decode_record, encode_change, Record};
+pub use tail::ReplicationStatus;
 pub use tokens::{TokenChange, TokenIndex};
 
 /// One change to a tenant.
@@ -90,6 +92,9 @@ pub enum WriteError {
     IdentityProvider(crate::model::oidc::ProviderError),
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// `--tenants`: this replica does not serve the tenant.
+    #[error("tenant `{0}` is not served by this replica")]
+    NotServed(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +103,7 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("stored record `{key}` of tenant `{tenant}` is unreadable: {reason}")]
     Corrupt { tenant: String, key: String, reason: String },
-    #[error("changes after revision `{since}` are no longer kept in memory (the oldest kept follows `{oldest}`)")]
+    #[error("changes after revision `{since}` are no longer kept (the oldest kept follows `{oldest}`)")]
     ChangesTruncated { since: u64, oldest: u64 },
 }
 
@@ -143,6 +148,18 @@ impl MemoryLog {
             self.dropped_through = old.revision;
         }
     }
+}
+
+/// Change-log entries read per query when catching up.
+const CATCH_UP_PAGE: usize = 1000;
+
+/// The changes of a change-log entry (as the service wrote them).
+fn decode_ops(tenant: &str, c: &crate::store::Change) -> Result<Vec<Change>, StoreError> {
+    c.ops
+        .iter()
+        .map(decode_op)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|reason| StoreError::Corrupt { key: format!("tenant `{tenant}` change {}", c.revision), reason })
 }
 
 /// Most changes one batch may carry (API requests use a smaller limit).
@@ -504,9 +521,9 @@ impl Tenant {
     }
 }
 
-/// All tenants, and the store behind them (none: memory only).
+/// All tenants, and the datastore behind them (none: memory only).
 pub struct Holdfast {
-    store: Option<Store>,
+    store: Option<Arc<dyn Datastore>>,
     tenants: RwLock<BTreeMap<String, Arc<Tenant>>>,
     revision: AtomicU64,
     limits: Limits,
@@ -518,6 +535,8 @@ pub struct Holdfast {
     memory_log: std::sync::Mutex<MemoryLog>,
     /// Key sets of identity providers with a `jwks_uri` ([`identity`]).
     jwks: identity::JwksCache,
+    /// Following a shared datastore ([`tail`]).
+    replication: tail::Replication,
 }
 
 impl Holdfast {
@@ -531,6 +550,7 @@ impl Holdfast {
             clients: RwLock::default(),
             memory_log: Default::default(),
             jwks: Default::default(),
+            replication: Default::default(),
         }
     }
 
@@ -539,13 +559,20 @@ impl Holdfast {
         Holdfast { limits, ..Holdfast::in_memory() }
     }
 
-    /// Opens the store in `dir` and rebuilds every tenant's indexes from it.
+    /// Opens the embedded store in `dir` and rebuilds every tenant's indexes from it.
     pub fn open(dir: &Path, durability: Durability) -> Result<Self, ServiceError> {
         let store = Store::open(dir, durability)?;
-        let revision = store.revision();
-        let mut hf = Holdfast { revision: AtomicU64::new(revision), ..Holdfast::in_memory() };
+        Holdfast::with_datastore(Arc::new(store), None)
+    }
+
+    /// Rebuilds the indexes of every tenant (of `only` these, if given)
+    /// from `store`, read at one consistent revision ([`Datastore::load`]).
+    pub fn with_datastore(store: Arc<dyn Datastore>, only: Option<&[String]>) -> Result<Self, ServiceError> {
+        let snapshot = store.load(only)?;
+        let mut hf = Holdfast { revision: AtomicU64::new(snapshot.revision), ..Holdfast::in_memory() };
+        hf.replication.only = only.map(|o| o.iter().cloned().collect());
         let mut by_tenant: BTreeMap<String, Vec<Change>> = BTreeMap::new();
-        for (tenant, key, value) in store.scan_all()? {
+        for (tenant, key, value) in snapshot.records {
             let change = decode_record(&key, &value).map_err(|reason| ServiceError::Corrupt {
                 tenant: tenant.clone(),
                 key: key.clone(),
@@ -564,12 +591,18 @@ impl Holdfast {
                     }
                     st.apply(&c);
                 }
-                st.revision = revision;
+                // The tenant's own last revision: what a commit expects to
+                // find still there ([`Commit::expect_head`]).
+                st.revision = snapshot.heads.get(&name).copied().unwrap_or(snapshot.revision);
                 tenants.insert(name.clone(), Arc::new(Tenant { name, state: RwLock::new(st) }));
             }
         }
-        hf.store = Some(store);
-        Ok(hf)
+        Ok(Holdfast { store: Some(store), ..hf })
+    }
+
+    /// The datastore behind this instance (none: memory only).
+    pub fn datastore(&self) -> Option<&Arc<dyn Datastore>> {
+        self.store.as_ref()
     }
 
     /// The last revision applied (global across tenants).
@@ -613,9 +646,21 @@ impl Holdfast {
         if changes.len() + preconditions.len() > MAX_BATCH {
             return Err(WriteError::TooLarge(changes.len() + preconditions.len(), MAX_BATCH));
         }
+        if !self.serves(tenant) {
+            return Err(WriteError::NotServed(tenant.to_string()));
+        }
         let t = self.tenant_or_create(tenant);
         let mut st = t.write();
-        self.commit_locked(tenant, &mut st, &changes, preconditions, actor, at_unix_ms)
+        if !self.is_shared() {
+            return self.commit_locked(tenant, &mut st, &changes, preconditions, actor, at_unix_ms);
+        }
+        // A blind write is the same batch whatever else committed first:
+        // validated inside the commit against the tenant's latest state.
+        self.catch_up_locked(tenant, &mut st)?;
+        let revision = self.commit_shared_locked(tenant, &mut st, &changes, preconditions, actor, at_unix_ms)?;
+        drop(st);
+        self.after_commit(revision);
+        Ok(revision)
     }
 
     /// A read-modify-write as one batch — the one door for every change
@@ -630,8 +675,12 @@ impl Holdfast {
         at_unix_ms: u64,
         f: impl FnOnce(&TenantState) -> Result<(Vec<Change>, T), E>,
     ) -> Result<(Option<u64>, T), E> {
+        if !self.serves(tenant) {
+            return Err(WriteError::NotServed(tenant.to_string()).into());
+        }
         let t = self.tenant_or_create(tenant);
         let mut st = t.write();
+        self.catch_up_locked(tenant, &mut st).map_err(|e| E::from(WriteError::from(e)))?;
         let (changes, out) = f(&st)?;
         if changes.is_empty() {
             return Ok((None, out));
@@ -640,6 +689,8 @@ impl Holdfast {
             return Err(WriteError::TooLarge(changes.len(), MAX_BATCH).into());
         }
         let revision = self.commit_locked(tenant, &mut st, &changes, &[], actor, at_unix_ms)?;
+        drop(st);
+        self.after_commit(revision);
         Ok((Some(revision), out))
     }
 
@@ -674,7 +725,12 @@ impl Holdfast {
         let revision = match &self.store {
             Some(store) => {
                 let ops: Vec<_> = changes.iter().map(encode_change).collect();
-                store.commit(tenant, actor, at_unix_ms, &ops)?
+                // With other writers, the state validated above must still
+                // be the tenant's state inside the commit.
+                let expect_head = store.shared().then_some(st.revision);
+                store
+                    .commit(&Commit { tenant, actor, at_unix_ms, ops: &ops, expect_head })
+                    .inspect_err(|e| self.note_store_error(e))?
             }
             None => {
                 let revision = self.revision.load(Ordering::Acquire) + 1;
@@ -685,6 +741,12 @@ impl Holdfast {
                 revision
             }
         };
+        self.apply_locked(tenant, st, changes, revision);
+        Ok(revision)
+    }
+
+    /// Applies a committed batch to a tenant's memory (and the client index).
+    fn apply_locked(&self, tenant: &str, st: &mut TenantState, changes: &[Change], revision: u64) {
         if changes.iter().any(|c| matches!(c, Change::Token(_))) {
             let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
             for c in changes {
@@ -703,8 +765,32 @@ impl Holdfast {
             st.apply(c);
         }
         st.revision = revision;
-        self.revision.fetch_max(revision, Ordering::AcqRel);
-        Ok(revision)
+        // With other writers the watermark is the tail's ([`tail`]): this
+        // replica may not have applied every lower revision yet.
+        if !self.is_shared() {
+            self.revision.fetch_max(revision, Ordering::AcqRel);
+        }
+    }
+
+    /// With a shared datastore, applies what other writers committed to
+    /// `tenant` since this instance last saw it (under the tenant's write
+    /// lock, so a batch is computed from the tenant's latest state).
+    fn catch_up_locked(&self, tenant: &str, st: &mut TenantState) -> Result<(), StoreError> {
+        let Some(store) = self.store.as_ref().filter(|s| s.shared()) else {
+            return Ok(());
+        };
+        loop {
+            let batch =
+                store.tenant_changes(tenant, st.revision, CATCH_UP_PAGE).inspect_err(|e| self.note_store_error(e))?;
+            let Some(last) = batch.last().map(|c| c.revision) else {
+                return Ok(());
+            };
+            for c in batch {
+                let changes = decode_ops(tenant, &c)?;
+                self.apply_locked(tenant, st, &changes, c.revision);
+            }
+            debug_assert_eq!(last, st.revision);
+        }
     }
 
     /// The batches committed to `tenant` after revision `since`, oldest
@@ -725,11 +811,18 @@ impl Holdfast {
                 .collect());
         };
         store
-            .changes(tenant, since, limit)?
+            .tenant_changes(tenant, since, limit)
+            .map_err(|e| match e {
+                StoreError::Pruned { since, horizon } => ServiceError::ChangesTruncated { since, oldest: horizon },
+                other => ServiceError::Store(other),
+            })?
             .into_iter()
             .map(|c| {
-                let changes = c.ops.iter().map(decode_op).collect::<Result<Vec<_>, _>>().map_err(|reason| {
-                    ServiceError::Corrupt { tenant: tenant.to_string(), key: format!("change {}", c.revision), reason }
+                let changes = decode_ops(tenant, &c).map_err(|e| match e {
+                    StoreError::Corrupt { key, reason } => {
+                        ServiceError::Corrupt { tenant: tenant.to_string(), key, reason }
+                    }
+                    other => ServiceError::Store(other),
                 })?;
                 Ok(ChangeEntry { revision: c.revision, at_unix_ms: c.at_unix_ms, actor: c.actor, changes })
             })

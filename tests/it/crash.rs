@@ -49,11 +49,21 @@ pub struct Options {
     pub load_ms: (u64, u64),
     /// Share of cycles killed during start-up instead of under load.
     pub startup_kill_rate: f64,
+    /// `serve --datastore URL` (an empty PostgreSQL database) instead of `--data DIR`.
+    pub datastore: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { cycles: 3, writers: 4, seed: 7, durability: "sync", load_ms: (100, 600), startup_kill_rate: 0.1 }
+        Options {
+            cycles: 3,
+            writers: 4,
+            seed: 7,
+            durability: "sync",
+            load_ms: (100, 600),
+            startup_kill_rate: 0.1,
+            datastore: None,
+        }
     }
 }
 
@@ -145,10 +155,15 @@ struct Server {
 }
 
 impl Server {
-    fn spawn(data: &Path, log: PathBuf, durability: &str) -> Server {
+    fn spawn(data: &Path, log: PathBuf, durability: &str, datastore: Option<&str>) -> Server {
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
-            .args(["serve", "--data"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdfast"));
+        cmd.arg("serve");
+        if let Some(url) = datastore {
+            cmd.args(["--datastore", url]);
+        }
+        let child = cmd
+            .arg("--data")
             .arg(data)
             .args(["--listen", "127.0.0.1:0", "--durability", durability])
             .env("HOLDFAST_API_KEY", KEY)
@@ -440,7 +455,7 @@ pub fn run(opts: &Options) -> Report {
     for cycle in 0..=opts.cycles {
         let log = dir.path().join(format!("server-{cycle}.log"));
         let t0 = Instant::now();
-        let mut server = Server::spawn(&data, log, opts.durability);
+        let mut server = Server::spawn(&data, log, opts.durability, opts.datastore.as_deref());
         let last = cycle == opts.cycles;
         if !last && rng.random_bool(opts.startup_kill_rate) {
             std::thread::sleep(Duration::from_millis(rng.random_range(0..40)));
@@ -507,8 +522,24 @@ fn a_few_sigkill_cycles_lose_nothing() {
     assert!(r.acked_requests > 0, "the load acknowledged nothing: {r}");
 }
 
+/// The same, on PostgreSQL: every acknowledged commit is in the database,
+/// and the restarted replica loads and tails it with nothing lost.
+#[test]
+fn a_few_sigkill_cycles_lose_nothing_on_postgres() {
+    let Some(pg) = super::pg_support::PgCluster::start("crash::a_few_sigkill_cycles_lose_nothing_on_postgres") else {
+        return;
+    };
+    let datastore = Some(pg.fresh_db());
+    let r = run(&Options { cycles: 4, writers: 3, seed: 13, load_ms: (80, 300), datastore, ..Options::default() });
+    eprintln!("{r}");
+    assert!(r.ok(), "{r}");
+    assert_eq!(r.cycles, 4);
+    assert!(r.acked_requests > 0, "the load acknowledged nothing: {r}");
+}
+
 /// `HOLDFAST_CRASH_CYCLES` (default 100), `HOLDFAST_CRASH_DURABILITY`
-/// (`sync` | `buffered`), `HOLDFAST_CRASH_SEED`, `HOLDFAST_CRASH_WRITERS`.
+/// (`sync` | `buffered`), `HOLDFAST_CRASH_SEED`, `HOLDFAST_CRASH_WRITERS`,
+/// `HOLDFAST_CRASH_DATASTORE` (an empty PostgreSQL database's URL).
 /// Run by `scripts/crash-harness.sh`.
 #[test]
 #[ignore = "the 100-cycle kill -9 run takes 13-57 minutes; scripts/crash-harness.sh runs it, and the suite runs a_few_sigkill_cycles_lose_nothing"]
@@ -519,6 +550,7 @@ fn sigkill_cycles_from_env() {
         writers: var("HOLDFAST_CRASH_WRITERS").and_then(|v| v.parse().ok()).unwrap_or(4),
         seed: var("HOLDFAST_CRASH_SEED").and_then(|v| v.parse().ok()).unwrap_or(42),
         durability: if var("HOLDFAST_CRASH_DURABILITY").as_deref() == Some("buffered") { "buffered" } else { "sync" },
+        datastore: var("HOLDFAST_CRASH_DATASTORE").filter(|v| !v.is_empty()),
         ..Options::default()
     };
     eprintln!("{opts:?}");
