@@ -790,11 +790,12 @@ async fn issue_code(state: &AppState, p: &Pending, consented: bool) -> Response 
                 .into_iter()
                 .map(|digest| Change::OAuth(OAuthChange::DeleteCode { digest }))
                 .collect();
-            if let Some(c) = consent {
+            if let Some(c) = consent.clone() {
                 let key = Consent::key(&c.subject, &c.client_id, &c.application);
                 changes.push(Change::OAuth(OAuthChange::PutConsent { key, consent: Box::new(c) }));
             }
-            changes.push(Change::OAuth(OAuthChange::PutCode { digest, code: Box::new(record) }));
+            changes
+                .push(Change::OAuth(OAuthChange::PutCode { digest: digest.clone(), code: Box::new(record.clone()) }));
             Ok((changes, ()))
         })
         .await;
@@ -1417,7 +1418,9 @@ async fn new_client(
         created_at: now,
     };
     let (rev, _) = state
-        .write_with(tenant, actor, move |_| Ok((vec![Change::OAuth(OAuthChange::PutClient(Box::new(record)))], ())))
+        .write_with(tenant, actor, move |_| {
+            Ok((vec![Change::OAuth(OAuthChange::PutClient(Box::new(record.clone())))], ()))
+        })
         .await?;
     let mut grant_types = vec![];
     if !redirect_uris.is_empty() {
@@ -1490,7 +1493,7 @@ async fn put_settings(
                     s2.login_provider
                 )));
             }
-            Ok((vec![Change::OAuth(OAuthChange::PutSettings(Box::new(s2)))], ()))
+            Ok((vec![Change::OAuth(OAuthChange::PutSettings(Box::new(s2.clone())))], ()))
         })
         .await?;
     Ok(axum::Json(settings_out(&state, &auth.tenant, &s, rev.unwrap_or(Revision(0)))))
@@ -1610,7 +1613,7 @@ async fn delete_client(
             if st.oauth().client(&id).is_none() {
                 return Err(ApiError::not_found("OAuth client", &id));
             }
-            Ok((vec![Change::OAuth(OAuthChange::DeleteClient(id))], ()))
+            Ok((vec![Change::OAuth(OAuthChange::DeleteClient(id.clone()))], ()))
         })
         .await?;
     Ok(axum::Json(Deleted { revision: rev.unwrap_or(Revision(0)) }))

@@ -315,10 +315,10 @@ impl AppState {
     /// from the tenant's state under its write lock, so nothing can change
     /// between the read and the commit ([`Holdfast::write_with`]). `None`:
     /// `f` answered no changes and nothing was written.
-    pub async fn write_with<T, F>(&self, tenant: &str, actor: &str, f: F) -> Result<(Option<Revision>, T), ApiError>
+    pub async fn write_with<T, F>(&self, tenant: &str, actor: &str, mut f: F) -> Result<(Option<Revision>, T), ApiError>
     where
         T: Send + 'static,
-        F: FnOnce(&TenantState) -> Result<(Vec<Change>, T), ApiError> + Send + 'static,
+        F: FnMut(&TenantState) -> Result<(Vec<Change>, T), ApiError> + Send + 'static,
     {
         let max = self.0.config.max_write_batch;
         let hf = Arc::clone(&self.0.hf);

@@ -328,7 +328,7 @@ pub(crate) async fn apply_text(
                 if st.revision() != seen {
                     return Err(Attempt::Stale);
                 }
-                Ok((plan.changes, ()))
+                Ok((plan.changes.clone(), ()))
             });
             match written {
                 Ok((revision, ())) => {

@@ -272,7 +272,7 @@ async fn put_defined(
     let (revision, ()) = state
         .write_with(&auth.tenant, &auth.caller.name, move |st| {
             let old = if o.ty == ObjectType::Role { st.role_scope_names(&o.id) } else { st.app_scope_names(&o.id) };
-            let mut changes = vec![Change::PutObject(o.clone(), declared)];
+            let mut changes = vec![Change::PutObject(o.clone(), declared.clone())];
             changes.extend(scope_changes(&o, relation, &old.unwrap_or_default(), &wanted));
             Ok((changes, ()))
         })
@@ -299,7 +299,7 @@ async fn delete_defined(
             };
             let scopes = scopes.ok_or_else(|| ApiError::not_found(what, &o.id))?;
             let mut changes = scope_changes(&o, relation, &scopes, &[]);
-            changes.push(Change::DeleteObject(o));
+            changes.push(Change::DeleteObject(o.clone()));
             Ok((changes, ()))
         })
         .await?;
@@ -427,7 +427,7 @@ pub(crate) async fn delete_existing(
             if !st.tuple_exists(&tuple) {
                 return Err(ApiError::not_found(what, &tuple.to_string()));
             }
-            Ok((vec![Change::DeleteTuple(tuple)], ()))
+            Ok((vec![Change::DeleteTuple(tuple.clone())], ()))
         })
         .await?;
     Ok(axum::Json(Written { revision: revision.map_or_else(|| state.visible(None), Ok)? }))
@@ -521,7 +521,7 @@ async fn delete_subject(state: &AppState, auth: &TenantWrite, s: ObjectRef) -> R
             if st.is_suspended(&s) {
                 changes.push(Change::Reactivate(s.clone()));
             }
-            changes.push(Change::DeleteObject(s));
+            changes.push(Change::DeleteObject(s.clone()));
             Ok((changes, ()))
         })
         .await?;

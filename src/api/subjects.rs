@@ -100,7 +100,7 @@ pub(crate) async fn suspend_subject(
                 if !st.subject_known(&s) {
                     return Err(ApiError::not_found(s.ty.as_str(), &s.id));
                 }
-                Ok((vec![Change::Suspend(s, suspension)], ()))
+                Ok((vec![Change::Suspend(s.clone(), suspension.clone())], ()))
             }
         })
         .await?;
@@ -126,7 +126,7 @@ pub(crate) async fn reactivate_subject(
     let (revision, ()) = state
         .write_with(&auth.tenant, &auth.caller.name, {
             let s = s.clone();
-            move |st| Ok((if st.is_suspended(&s) { vec![Change::Reactivate(s)] } else { vec![] }, ()))
+            move |st| Ok((if st.is_suspended(&s) { vec![Change::Reactivate(s.clone())] } else { vec![] }, ()))
         })
         .await?;
     status_of(state, &auth.tenant, &s, revision.map_or_else(|| state.visible(None), Ok)?)

@@ -432,7 +432,7 @@ impl Holdfast {
             let changes = if unchanged {
                 vec![]
             } else {
-                vec![Change::Identity(IdentityChange::PutProvider(name.to_string(), Box::new(provider)))]
+                vec![Change::Identity(IdentityChange::PutProvider(name.to_string(), Box::new(provider.clone())))]
             };
             Ok::<_, IdentityError>((changes, (created, st.revision())))
         })?;

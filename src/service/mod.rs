@@ -165,6 +165,10 @@ fn decode_ops(tenant: &str, c: &crate::store::Change) -> Result<Vec<Change>, Sto
 /// Most changes one batch may carry (API requests use a smaller limit).
 pub const MAX_BATCH: usize = 5_000_000;
 
+/// How many times [`Holdfast::write_with`] computes a batch again when
+/// another replica committed to the tenant first.
+pub const RMW_ATTEMPTS: usize = 8;
+
 /// The state of one tenant.
 ///
 /// Its fields are private to the service: callers read it through the
@@ -668,30 +672,44 @@ impl Holdfast {
     /// tenant's state under its write lock (nothing can change in between);
     /// they are validated and committed like [`Holdfast::write`]. When `f`
     /// answers no changes, nothing is committed (`None`).
+    ///
+    /// With a shared datastore another replica may commit to the tenant
+    /// between the catch-up and this commit; the datastore then refuses the
+    /// batch (nothing written), and `f` runs again on the caught-up state,
+    /// up to [`RMW_ATTEMPTS`] times, so a read-modify-write from any replica
+    /// is computed from the state it lands on.
     pub fn write_with<T, E: From<WriteError>>(
         &self,
         tenant: &str,
         actor: &str,
         at_unix_ms: u64,
-        f: impl FnOnce(&TenantState) -> Result<(Vec<Change>, T), E>,
+        mut f: impl FnMut(&TenantState) -> Result<(Vec<Change>, T), E>,
     ) -> Result<(Option<u64>, T), E> {
         if !self.serves(tenant) {
             return Err(WriteError::NotServed(tenant.to_string()).into());
         }
         let t = self.tenant_or_create(tenant);
         let mut st = t.write();
-        self.catch_up_locked(tenant, &mut st).map_err(|e| E::from(WriteError::from(e)))?;
-        let (changes, out) = f(&st)?;
-        if changes.is_empty() {
-            return Ok((None, out));
+        let mut attempt = 1;
+        loop {
+            self.catch_up_locked(tenant, &mut st).map_err(|e| E::from(WriteError::from(e)))?;
+            let (changes, out) = f(&st)?;
+            if changes.is_empty() {
+                return Ok((None, out));
+            }
+            if changes.len() > MAX_BATCH {
+                return Err(WriteError::TooLarge(changes.len(), MAX_BATCH).into());
+            }
+            match self.commit_locked(tenant, &mut st, &changes, &[], actor, at_unix_ms) {
+                Ok(revision) => {
+                    drop(st);
+                    self.after_commit(revision);
+                    return Ok((Some(revision), out));
+                }
+                Err(WriteError::Store(StoreError::Conflict { .. })) if attempt < RMW_ATTEMPTS => attempt += 1,
+                Err(e) => return Err(e.into()),
+            }
         }
-        if changes.len() > MAX_BATCH {
-            return Err(WriteError::TooLarge(changes.len(), MAX_BATCH).into());
-        }
-        let revision = self.commit_locked(tenant, &mut st, &changes, &[], actor, at_unix_ms)?;
-        drop(st);
-        self.after_commit(revision);
-        Ok((Some(revision), out))
     }
 
     /// Writes token and credential changes of an existing tenant atomically

@@ -266,6 +266,55 @@ fn concurrent_writes_on_two_replicas_get_distinct_revisions_and_equal_feeds() {
     assert_eq!(listed.len(), 160 + 3, "160 writes and the setup's 3");
 }
 
+/// Read-modify-writes (a role's scopes replaced, a subject suspended and
+/// reactivated) from two replicas at once, on one tenant: each is computed
+/// again on the state it lands on when the other replica committed first,
+/// so none answers 409, and the last role write is whole on both.
+#[test]
+fn read_modify_writes_from_two_replicas_at_once_all_succeed() {
+    let Some((_pg, _url, a, b)) = two_replicas("postgres::read_modify_writes_from_two_replicas_at_once_all_succeed")
+    else {
+        return;
+    };
+    setup(&a);
+    for w in 0..2 {
+        let (st, v) = a.call("PUT", &format!("{T}/users/w{w}"), Some(&json!({})));
+        assert!(st == 200 || st == 201, "{v}");
+    }
+    let last: Vec<u64> = std::thread::scope(|s| {
+        let hs: Vec<_> = [&a, &b]
+            .into_iter()
+            .enumerate()
+            .map(|(w, r)| {
+                s.spawn(move || {
+                    let mut last = 0;
+                    for i in 0..30 {
+                        let scopes = json!({"scopes": [format!("s{w}-{i}"), "read"]});
+                        let (st, v) = r.call("PUT", &format!("{T}/roles/racer"), Some(&scopes));
+                        assert_eq!(st, 200, "role PUT {w}/{i}: {v}");
+                        last = last.max(revision(&v));
+                        let who = format!("{T}/subjects/user:w{w}");
+                        let (st, v) = r.call("POST", &format!("{who}/suspend"), Some(&json!({"reason": "race"})));
+                        assert_eq!(st, 200, "suspend {w}/{i}: {v}");
+                        let (st, v) = r.call("POST", &format!("{who}/reactivate"), None);
+                        assert_eq!(st, 200, "reactivate {w}/{i}: {v}");
+                    }
+                    last
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let head = *last.iter().max().unwrap();
+    for r in [&a, &b] {
+        assert_eq!(r.check("user:alice", Some(head)).0, 200);
+        let (st, v) = r.call("GET", &format!("{T}/roles/racer"), None);
+        assert_eq!(st, 200, "{v}");
+        let scopes = v["scopes"].as_array().unwrap();
+        assert_eq!(scopes.len(), 2, "one write's scope set, whole: {v}");
+    }
+}
+
 /// The same precondition on two replicas at the same moment: exactly one
 /// write wins, the other answers 409 `precondition_failed`.
 #[test]

@@ -585,9 +585,9 @@ fn changes_for(
 /// Computes the changes from the tenant's state under its write lock
 /// ([`Holdfast::write_with`]: a PATCH or a uniqueness check cannot race
 /// another write) and commits them as one batch, on the blocking pool.
-async fn write_with<F>(state: &AppState, caller: &ScimCaller, f: F) -> Result<(), ScimError>
+async fn write_with<F>(state: &AppState, caller: &ScimCaller, mut f: F) -> Result<(), ScimError>
 where
-    F: FnOnce(&TenantState) -> Result<Vec<Change>, ScimError> + Send + 'static,
+    F: FnMut(&TenantState) -> Result<Vec<Change>, ScimError> + Send + 'static,
 {
     let hf = Arc::clone(state.holdfast());
     let (tenant, actor) = (caller.tenant.clone(), caller.actor());
@@ -640,7 +640,7 @@ fn must_exist(st: &TenantState, kind: Kind, id: &str) -> Result<(), ScimError> {
 async fn create(state: AppState, caller: ScimCaller, kind: Kind, body: ScimBody) -> Result<Response, ScimError> {
     let id = new_id()?;
     let (id2, actor, now) = (id.clone(), caller.actor(), state.now());
-    write_with(&state, &caller, move |st| changes_for(st, kind, &id2, body.0, &actor, now)).await?;
+    write_with(&state, &caller, move |st| changes_for(st, kind, &id2, body.0.clone(), &actor, now)).await?;
     answer(&state, &caller, kind, &id, StatusCode::CREATED)
 }
 
@@ -654,7 +654,7 @@ async fn replace(
     let (id2, actor, now) = (id.clone(), caller.actor(), state.now());
     write_with(&state, &caller, move |st| {
         must_exist(st, kind, &id2)?;
-        changes_for(st, kind, &id2, body.0, &actor, now)
+        changes_for(st, kind, &id2, body.0.clone(), &actor, now)
     })
     .await?;
     answer(&state, &caller, kind, &id, StatusCode::OK)
