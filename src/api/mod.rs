@@ -76,6 +76,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/tenants/{tenant}/check"),
     ("POST", "/v1/tenants/{tenant}/check/batch"),
     ("GET", "/v1/tenants/{tenant}/subjects/{subject}/effective-access"),
+    ("POST", "/v1/tenants/{tenant}/effective-access"),
     ("GET", "/v1/tenants/{tenant}/changes"),
     ("POST", "/uflow/v2/groups/{group_id}/role-bindings"),
     ("GET", "/uflow/v2/users/{user_id}/effective-access"),

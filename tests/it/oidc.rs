@@ -160,6 +160,23 @@ async fn a_token_group_allows_for_that_request_only() {
         trace.iter().map(|b| (b["binding"].as_str().unwrap(), b["via"].as_str())).collect();
     assert!(via.contains(&("application:github-mcp#pr-writer@group:engineering", Some("token"))), "{via:?}");
     assert_eq!(trace[0]["path"][0], "user:carol");
+    // Effective access with the token (POST: the token stays out of URLs):
+    // the token's group shows `via: token`; without it, it is not there.
+    let r = c.json("POST", "/v1/tenants/acme/effective-access", READER, &json!({"id_token": token})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let ea = r.json();
+    assert_eq!(ea["subject"], "user:carol");
+    let tagged: Vec<(&str, Option<&str>)> =
+        ea["entries"].as_array().unwrap().iter().map(|e| (e["binding"].as_str().unwrap(), e["via"].as_str())).collect();
+    assert!(tagged.contains(&("application:github-mcp#pr-writer@group:engineering", Some("token"))), "{tagged:?}");
+    let plain = c.get("/v1/tenants/acme/subjects/user:carol/effective-access", READER).await.json();
+    assert!(!plain.to_string().contains("pr-writer@group:engineering"), "{plain}");
+    let r = c
+        .json("POST", "/v1/tenants/acme/effective-access", READER, &json!({"id_token": token, "subject": "user:bob"}))
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    let r = c.json("POST", "/v1/tenants/acme/effective-access", READER, &json!({"id_token": "x.y.z"})).await;
+    assert_eq!((r.status, r.json()["error"]["reason"].as_str()), (422, Some("malformed")));
     // A user Holdfast never stored, known only from the token.
     let dave = rs256(&claims("dave", &["engineering"]));
     assert_eq!(check(&mut c, q(json!({"id_token": dave}))).await["decision"], "allow");
