@@ -1176,22 +1176,35 @@ fn grant_client_credentials(
     Ok(Grant::Tokens(vec![issue], out))
 }
 
+/// The start of every client request (`/token`, `/revoke`): the tenant,
+/// the form body, and the client that sent it (`true`: it authenticated;
+/// `false`: a public client naming itself). The error is the answer to send.
+#[allow(clippy::result_large_err)]
+fn client_request(
+    state: &AppState,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Form, String, bool), Response> {
+    let Ok(t) = state.tenant(tenant) else {
+        return Err(token_error(StatusCode::NOT_FOUND, "invalid_request", "there is no such tenant"));
+    };
+    let Ok(body) = body else {
+        return Err(token_error(StatusCode::BAD_REQUEST, "invalid_request", "cannot read the body"));
+    };
+    let form = rfc::parse_form(&body)?;
+    let (client_id, authenticated) = token_client(&t.read(), headers, &form)?;
+    Ok((form, client_id, authenticated))
+}
+
 async fn token(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Ok(t) = state.tenant(&tenant) else {
-        return token_error(StatusCode::NOT_FOUND, "invalid_request", "there is no such tenant");
-    };
-    let Ok(body) = body else { return token_error(StatusCode::BAD_REQUEST, "invalid_request", "cannot read the body") };
-    let form = match rfc::parse_form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let (client_id, authenticated) = match token_client(&t.read(), &headers, &form) {
-        Ok(c) => c,
+    let (form, client_id, authenticated) = match client_request(&state, &tenant, &headers, body) {
+        Ok(r) => r,
         Err(r) => return r,
     };
     if rate_limited(&state, &tenant, &client_id) {
@@ -1253,16 +1266,8 @@ async fn revoke(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Ok(t) = state.tenant(&tenant) else {
-        return token_error(StatusCode::NOT_FOUND, "invalid_request", "there is no such tenant");
-    };
-    let Ok(body) = body else { return token_error(StatusCode::BAD_REQUEST, "invalid_request", "cannot read the body") };
-    let form = match rfc::parse_form(&body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let (client_id, _) = match token_client(&t.read(), &headers, &form) {
-        Ok(c) => c,
+    let (form, client_id, _) = match client_request(&state, &tenant, &headers, body) {
+        Ok(r) => r,
         Err(r) => return r,
     };
     let Some(raw) = form.get("token").filter(|t| !t.is_empty()).cloned() else {

@@ -182,18 +182,23 @@ impl Store {
         Ok(self.scan_all_with_revision()?.1)
     }
 
+    /// The last revision as `snapshot` sees it (0 for a new store).
+    fn snapshot_revision(&self, snapshot: &fjall::Snapshot) -> Result<u64, StoreError> {
+        match snapshot.get(&self.meta, META_REVISION)? {
+            None => Ok(0),
+            Some(v) => decode_u64(&v).ok_or_else(|| StoreError::Corrupt {
+                key: format!("{KS_META}/revision"),
+                reason: format!("expected 8 bytes, found {}", v.len()),
+            }),
+        }
+    }
+
     /// Like [`Store::scan_all`], but also returns the revision the scan reflects
     /// (read from the same snapshot), so a caller can rebuild an index and then
     /// follow [`Store::changes`] from exactly that revision.
     pub fn scan_all_with_revision(&self) -> Result<(u64, Vec<TenantRecord>), StoreError> {
         let snapshot = self.db.snapshot();
-        let revision = match snapshot.get(&self.meta, META_REVISION)? {
-            None => 0,
-            Some(v) => decode_u64(&v).ok_or_else(|| StoreError::Corrupt {
-                key: format!("{KS_META}/revision"),
-                reason: format!("expected 8 bytes, found {}", v.len()),
-            })?,
-        };
+        let revision = self.snapshot_revision(&snapshot)?;
         let mut out = Vec::with_capacity(self.records.approximate_len());
         // Reuse the tenant string while consecutive rows share the tenant.
         let mut last_tenant: Option<String> = None;
@@ -371,13 +376,7 @@ impl Store {
     /// Every record with the revision it reflects and each tenant's head, from one snapshot.
     fn snapshot_load(&self, tenants: Option<&[String]>) -> Result<Snapshot, StoreError> {
         let snapshot = self.db.snapshot();
-        let revision = match snapshot.get(&self.meta, META_REVISION)? {
-            None => 0,
-            Some(v) => decode_u64(&v).ok_or_else(|| StoreError::Corrupt {
-                key: format!("{KS_META}/revision"),
-                reason: format!("expected 8 bytes, found {}", v.len()),
-            })?,
-        };
+        let revision = self.snapshot_revision(&snapshot)?;
         let mut records = Vec::with_capacity(self.records.approximate_len());
         let mut last_tenant: Option<String> = None;
         let wanted = |t: &[u8]| tenants.is_none_or(|ts| ts.iter().any(|w| w.as_bytes() == t));

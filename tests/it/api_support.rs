@@ -214,3 +214,28 @@ impl Client {
         self.send("GET", path, &[("authorization", &auth)], b"").await
     }
 }
+
+/// Debian's Chromium, which the browser tests drive with Playwright.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Whether the browser tests can run here (Playwright for Python importable,
+/// Debian's Chromium installed). Without them a test skips with a message
+/// locally; with `CI` set this fails instead, so CI never skips silently.
+pub fn browser_available(test: &str) -> bool {
+    let probe = std::process::Command::new("python3").args(["-c", "import playwright.sync_api"]).output();
+    let have_playwright = probe.as_ref().is_ok_and(|o| o.status.success());
+    let have_chromium = std::path::Path::new(CHROMIUM).exists();
+    if have_playwright && have_chromium {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but the browser test cannot run: playwright importable: {have_playwright} ({probe:?}), \
+         {CHROMIUM} present: {have_chromium}"
+    );
+    eprintln!(
+        "SKIPPED {test}: needs `python3 -m pip install playwright` and Debian's `apt-get install chromium` \
+         ({CHROMIUM}); .ci/run installs both"
+    );
+    false
+}

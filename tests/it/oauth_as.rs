@@ -916,16 +916,7 @@ async fn dynamic_registration_works_until_an_admin_switches_it_off_and_token_req
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authlib_oauth2_session_does_the_whole_mcp_flow_with_pkce() {
-    let probe = std::process::Command::new("python3").args(["-c", "import authlib, requests"]).output();
-    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but `python3 -c \"import authlib, requests\"` failed: {probe:?}"
-        );
-        eprintln!(
-            "SKIPPED authlib_oauth2_session_does_the_whole_mcp_flow_with_pkce: `python3 -c \"import authlib, \
-             requests\"` failed; install them with `python3 -m pip install authlib requests` (.ci/run does)"
-        );
+    if !super::api_support::browser_available("the_login_and_consent_pages_in_headless_chromium") {
         return;
     }
     let e = env().await;
@@ -1000,7 +991,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+use super::api_support::CHROMIUM;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_login_and_consent_pages_in_headless_chromium() {

@@ -7,23 +7,9 @@
 
 use super::api_support::{acme_state, Server, ADMIN, READER};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_flow_in_headless_chromium() {
-    let probe = std::process::Command::new("python3").args(["-c", "import playwright.sync_api"]).output();
-    let have_playwright = probe.as_ref().is_ok_and(|o| o.status.success());
-    let have_chromium = std::path::Path::new(CHROMIUM).exists();
-    if !(have_playwright && have_chromium) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but the browser test cannot run: playwright importable: {have_playwright} ({probe:?}), \
-             {CHROMIUM} present: {have_chromium}"
-        );
-        eprintln!(
-            "SKIPPED admin_flow_in_headless_chromium: needs `python3 -m pip install playwright` and Debian's \
-             `apt-get install chromium` ({CHROMIUM}); .ci/run installs both"
-        );
+    if !super::api_support::browser_available("admin_flow_in_headless_chromium") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
