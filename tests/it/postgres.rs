@@ -475,9 +475,11 @@ fn a_replica_killed_under_load_catches_up_with_nothing_lost() {
     assert_eq!((s, ready["status"].as_str()), (200, Some("ready")), "{ready}");
 }
 
-/// PostgreSQL stopped (pg_ctl stop -m fast) between requests: reads go on from memory (with their
-/// revision), writes answer 503 `storage_error`; when it is back, writes
-/// succeed again and the other replica sees them.
+/// PostgreSQL stopped (pg_ctl stop -m fast) and started again while
+/// readers keep checking on both replicas and a writer keeps writing: every
+/// read answers 200 with the right decision throughout (from memory, with
+/// its revision), writes answer 503 `storage_error` while it is down; when
+/// it is back, writes succeed again and the other replica sees them.
 #[test]
 fn postgres_stopped_and_restarted_reads_go_on_writes_503_then_recover() {
     let Some((pg, _url, a, b)) =
@@ -490,6 +492,66 @@ fn postgres_stopped_and_restarted_reads_go_on_writes_503_then_recover() {
     let before = revision(&w);
     assert_eq!(b.check("user:alice", Some(before)).1["decision"], "allow");
 
+    // Load through the outage: two readers (one a replica) and a writer.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (reads, statuses) = std::thread::scope(|scope| {
+        let readers: Vec<_> = [&a, &b]
+            .into_iter()
+            .map(|r| {
+                let stop = &stop;
+                scope.spawn(move || {
+                    let mut n = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let (s, c) = r.check("user:alice", None);
+                        assert_eq!((s, c["decision"].as_str()), (200, Some("allow")), "a read during the outage: {c}");
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        let writer = {
+            let stop = &stop;
+            let a = &a;
+            scope.spawn(move || {
+                let mut seen = std::collections::BTreeSet::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (s, v) = a.write(json!({"writes": [format!("group:members#member@user:load{i}")]}));
+                    assert!(s == 200 || s == 503, "a write during the outage: {s} {v}");
+                    if s == 503 {
+                        assert_eq!(v["error"]["code"], "storage_error", "{v}");
+                    }
+                    seen.insert(s);
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                seen
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        pg.stop();
+        std::thread::sleep(Duration::from_millis(800));
+        pg.pg_start();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while a.write(json!({"writes": ["group:members#member@user:probe"]})).0 != 200 {
+            assert!(Instant::now() < deadline, "writes did not recover under load");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let reads: usize = readers.into_iter().map(|h| h.join().unwrap()).sum();
+        (reads, writer.join().unwrap())
+    });
+    assert!(reads > 10, "the readers ran ({reads} reads)");
+    assert!(statuses.contains(&503) && statuses.contains(&200), "writes failed and recovered: {statuses:?}");
+
+    // Stopped again, between requests: the same, checked one by one.
+    let before = {
+        let (_, w) = a.write(json!({"writes": ["group:members#member@user:alice"]}));
+        assert_eq!(b.check("user:alice", Some(revision(&w))).0, 200);
+        a.check("user:alice", None).1["revision"].as_str().unwrap().parse::<u64>().unwrap()
+    };
     pg.stop();
     for r in [&a, &b] {
         let (s, c) = r.check("user:alice", None);
