@@ -221,6 +221,7 @@ async fn read_only_keys_cannot_write_anything() {
     let reads = [
         "/v1/tenants/{tenant}/check",
         "/v1/tenants/{tenant}/check/batch",
+        "/v1/tenants/{tenant}/effective-access",
         "/v1/tenants/{tenant}/token-scope",
         "/v1/tenants/{tenant}/access/v1/evaluation",
         "/v1/tenants/{tenant}/access/v1/evaluations",
